@@ -1,0 +1,1 @@
+"""Watcher's shared library: one module per concern (see DESIGN.md)."""

@@ -1,0 +1,145 @@
+"""The module database: what it says is the truth about every address.
+
+One sqlite3 file per module (MX and MB share one), created by Prep from the
+module's schema template.  WAL mode, a busy timeout and short IMMEDIATE
+transactions let several processes (a module, ExpireXX, `watcher.py unban`)
+write at once without 'database is locked'.  Each decision is committed
+before the firewall is told, so the kernel never holds a ban the database
+does not know and `watcher.py start` can restore everything from here.
+The schema carries `PRAGMA user_version`; an older database is copied aside
+and migrated when opened.
+"""
+import contextlib
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+from lib.errors import WatcherError
+
+SCHEMA_VERSION = 1
+MIGRATIONS = {}   # version n -> SQL that turns an n database into n+1
+
+
+@dataclass(frozen=True)
+class Host:
+    ip: str
+    cls: str
+    name: Optional[str]
+    rule: str
+    module: str
+    introduced: float
+    last_seen: float
+    affairs: int
+    dropped: Optional[float]
+    tarpit_until: Optional[float]
+
+
+_COLUMNS = "ip, class, name, rule, module, introduced, last_seen, affairs, dropped, tarpit_until"
+
+
+def create(path: str, schema_path: str) -> bool:
+    """Create the database from its schema template; False when it existed."""
+    existed = os.path.exists(path)
+    try:
+        with open(schema_path, encoding="utf-8") as f:
+            schema = f.read()
+    except OSError as e:
+        raise WatcherError(f"{schema_path}: cannot read the schema template: {e.strerror}") from None
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        if not existed or _version(conn) == 0:
+            conn.executescript(schema)
+        os.chmod(path, 0o600)
+    except sqlite3.DatabaseError as e:
+        raise WatcherError(f"{path}: {e} (move the file aside and run ./Prep again)") from None
+    finally:
+        conn.close()
+    return not existed
+
+
+def _version(conn) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+class Database:
+    """Open handle on one module database."""
+
+    def __init__(self, path: str, timeout: float = 30.0):
+        if not os.path.exists(path):
+            raise WatcherError(f"{path}: no database; run ./Prep to create it")
+        try:
+            self.conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            version = _version(self.conn)
+        except sqlite3.DatabaseError as e:
+            raise WatcherError(f"{path}: {e}") from None
+        if version < SCHEMA_VERSION:
+            self._migrate(path, version)
+        elif version > SCHEMA_VERSION:
+            raise WatcherError(f"{path}: schema version {version} is newer than this Watcher ({SCHEMA_VERSION})")
+        self.path = path
+
+    def _migrate(self, path: str, version: int) -> None:
+        if version == 0 or version not in MIGRATIONS:
+            raise WatcherError(f"{path}: not a Watcher database (user_version {version}); run ./Prep")
+        shutil.copy2(path, f"{path}.v{version}.bak")
+        while version < SCHEMA_VERSION:
+            self.conn.executescript(MIGRATIONS[version])
+            version += 1
+            self.conn.execute(f"PRAGMA user_version = {version}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def get(self, ip: str) -> Optional[Host]:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM hosts WHERE ip = ?", (ip,)).fetchone()
+        return Host(*row) if row else None
+
+    def put(self, host: Host) -> None:
+        self.conn.execute(f"INSERT OR REPLACE INTO hosts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                          (host.ip, host.cls, host.name, host.rule, host.module, host.introduced,
+                           host.last_seen, host.affairs, host.dropped, host.tarpit_until))
+
+    def add_event(self, now: float, ip: str, rule: str, module: str) -> None:
+        self.conn.execute("INSERT INTO events (time, ip, rule, module) VALUES (?,?,?,?)",
+                          (now, ip, rule, module))
+
+    def clear(self, ip: str, keep_custody: bool = False) -> bool:
+        """Forget an address's affairs and tarpit (and custody unless kept)."""
+        if keep_custody:
+            cur = self.conn.execute(
+                "UPDATE hosts SET affairs = 0, tarpit_until = NULL WHERE ip = ? AND dropped IS NULL", (ip,))
+        else:
+            cur = self.conn.execute(
+                "UPDATE hosts SET affairs = 0, tarpit_until = NULL, dropped = NULL WHERE ip = ?", (ip,))
+        return cur.rowcount > 0
+
+    def custody(self) -> List[str]:
+        return [r[0] for r in self.conn.execute("SELECT ip FROM hosts WHERE dropped IS NOT NULL")]
+
+    def tarpit(self, now: float) -> List[Tuple[str, int]]:
+        """(address, seconds left) of every live tarpit entry not in custody."""
+        rows = self.conn.execute(
+            "SELECT ip, tarpit_until FROM hosts WHERE dropped IS NULL AND tarpit_until > ?", (now,))
+        return [(ip, max(1, int(until - now + 0.5))) for ip, until in rows]
+
+    def counts(self, now: float) -> dict:
+        tracked, custody, tarpit = self.conn.execute(
+            "SELECT count(*), count(dropped), "
+            "sum(CASE WHEN dropped IS NULL AND tarpit_until > ? THEN 1 ELSE 0 END) FROM hosts",
+            (now,)).fetchone()
+        return {"tracked": tracked, "tarpit": tarpit or 0, "custody": custody}

@@ -1,0 +1,260 @@
+"""Rules and mkfilter: the ordered ladder of `.rule` snippets as one function.
+
+A rule file is the body of the filter function, in the spirit of the
+original bash rules: it names itself (`RULE = "root-login"`), sets a plain
+`Pattern` and decides in one line, `if Pattern in REPLY: return inject()`.
+Files `rules/NNN-name.rule` run in numeric order; the first rule that
+returns a verdict wins.  `NNN-name.rule-disabled` files are skipped.  When
+no rule decides, a line holding one of the strings of `rules/superflous_map`
+is ignored quietly; any other line is UNTREATED.
+
+Each file is compiled on its own under its real path first, so a mistake
+reads `rules/170-NOQUEUE.rule:3: invalid syntax`; then the ladder is
+assembled into one function whose source is kept and can be printed.
+Calls to the verdict functions get the current RULE and REPLY passed in by
+the assembler, so a rule writes `inject()` and nothing more.  Rules are
+code run as root: a file (or the rules folder) that another user owns or
+that group or others can write is refused.
+
+Example lines ride along in the file:
+    # example: <a log line> => 203.0.113.5      (the rule must yield that address)
+    # example: <a log line> => none             (the rule must not inject it)
+"""
+import ast
+import glob
+import os
+import re
+import stat
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from lib import extract
+from lib.addresses import parse_peer
+from lib.errors import WatcherError, located
+
+VERDICTS = ("inject", "forward", "success", "ignore")
+_EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
+_RULE_FILE = re.compile(r"^\d{3}-[\w.+-]+\.rule(-disabled)?$")
+
+
+class Verdict(NamedTuple):
+    action: str                 # inject, forward, success, ignore
+    rule: Optional[str]
+    ip: Optional[str]           # text as the rule cut it; validated by the caller
+    port: Optional[int] = None
+    to: Optional[str] = None    # forward target module
+
+
+IGNORE = Verdict("ignore", None, None)
+
+
+class RuleError(WatcherError):
+    pass
+
+
+class Example(NamedTuple):
+    path: str
+    lineno: int
+    line: str
+    expect: Optional[str]       # address, or None for 'none'
+
+
+def check_owner(path: str, euid: Optional[int] = None) -> None:
+    """Refuse code that someone else could have changed."""
+    euid = os.geteuid() if euid is None else euid
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise RuleError(located(path, None, f"cannot read: {e.strerror}")) from None
+    if st.st_uid != euid and st.st_uid != 0:
+        raise RuleError(located(path, None, f"owned by uid {st.st_uid}, not by the user running Watcher "
+                                            f"(uid {euid}): chown it or remove it"))
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RuleError(located(path, None, f"writable by group or others (mode {stat.S_IMODE(st.st_mode):o}): "
+                                            f"chmod go-w {path}"))
+
+
+def _verdict_functions(module: str) -> Dict[str, Callable]:
+    default = extract.DEFAULTS.get(module, extract.from_port)
+
+    def inject(RULE, REPLY, ip=None, port=None):
+        if ip is None:
+            ip, port = default(REPLY)
+        elif isinstance(ip, tuple):
+            ip, port = ip
+        return Verdict("inject", RULE, ip, port)
+
+    def success(RULE, REPLY, ip=None):
+        if ip is None:
+            ip, _ = default(REPLY)
+        elif isinstance(ip, tuple):
+            ip = ip[0]
+        return Verdict("success", RULE, ip)
+
+    def forward(RULE, REPLY, to="MB"):
+        return Verdict("forward", RULE, None, None, to)
+
+    def ignore(RULE, REPLY):
+        return Verdict("ignore", RULE, None)
+
+    return {"inject": inject, "success": success, "forward": forward, "ignore": ignore}
+
+
+def _namespace(module: str) -> dict:
+    ns = {"__builtins__": __builtins__, "Verdict": Verdict, "IGNORE": IGNORE}
+    ns.update(_verdict_functions(module))
+    for name in ("token_after", "from_port", "first_from", "bare_port", "bracket", "field"):
+        ns[name] = getattr(extract, name)
+    return ns
+
+
+class _PassRuleAndReply(ast.NodeTransformer):
+    """inject(...) -> inject(RULE, REPLY, ...), likewise for every verdict."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id in VERDICTS:
+            node.args[:0] = [ast.Name("RULE", ast.Load()), ast.Name("REPLY", ast.Load())]
+        return node
+
+
+def _indent(text: str) -> str:
+    return "".join("    " + l if l.strip() else l for l in text.splitlines(True))
+
+
+def _body(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise RuleError(located(path, None, "is not UTF-8 text")) from None
+    except OSError as e:
+        raise RuleError(located(path, None, f"cannot read: {e.strerror}")) from None
+    return text if text.endswith("\n") else text + "\n"
+
+
+def compile_rule(path: str, module: str = "LG", check_perms: bool = True):
+    """One rule file as a function REPLY -> Verdict|None (syntax errors name FILE:LINE)."""
+    if check_perms:
+        check_owner(path)
+    text = _body(path)
+    source = "def _rule(REPLY, RULE=None):\n" + _indent(text) + "    return None\n"
+    try:
+        tree = ast.parse(source, path)
+    except SyntaxError as e:
+        raise RuleError(located(path, max(1, (e.lineno or 1) - 1), e.msg)) from None
+    for stmt in tree.body[0].body:          # line numbers of the file, not of the wrapper
+        ast.increment_lineno(stmt, -1)
+    tree = ast.fix_missing_locations(_PassRuleAndReply().visit(tree))
+    ns = _namespace(module)
+    exec(compile(tree, path, "exec"), ns)
+    return ns["_rule"]
+
+
+def examples(path: str) -> List[Example]:
+    out = []
+    for n, line in enumerate(_body(path).splitlines(), 1):
+        m = _EXAMPLE.match(line.strip())
+        if m:
+            expect = None if m.group(2).lower() == "none" else m.group(2)
+            out.append(Example(path, n, m.group(1), expect))
+    return out
+
+
+def rule_files(rules_dir: str, disabled: bool = False) -> List[str]:
+    pattern = "[0-9][0-9][0-9]-*.rule" + ("*" if disabled else "")
+    return sorted(p for p in glob.glob(os.path.join(rules_dir, pattern))
+                  if _RULE_FILE.match(os.path.basename(p)))
+
+
+def read_superflous(rules_dir: str) -> List[str]:
+    path = os.path.join(rules_dir, "superflous_map")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [l.rstrip("\n") for l in f if l.strip() and not l.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+class Filter:
+    """The assembled ladder: `filter(line) -> Verdict | None` (None: untreated)."""
+
+    def __init__(self, rules_dir: str, module: str, check_perms: bool = True):
+        self.rules_dir, self.module = rules_dir, module
+        if check_perms:
+            check_owner(rules_dir)
+        self.files = rule_files(rules_dir)
+        if not self.files:
+            raise RuleError(located(rules_dir, None, "no NNN-name.rule files: a module needs at least one rule"))
+        self.superflous = read_superflous(rules_dir)
+        parts = ["def _filter(REPLY, RULE=None):\n"]
+        self.line_map: List[Tuple[int, str]] = []
+        line = 2
+        for path in self.files:
+            compile_rule(path, module, check_perms)      # reports errors under the file's own name
+            body = _indent(_body(path))
+            parts.append(f"    # ---- {os.path.relpath(path, os.path.dirname(rules_dir))}\n")
+            self.line_map.append((line + 1, path))
+            parts.append(body)
+            line += 1 + body.count("\n")
+        parts.append("    for s in SUPERFLOUS:\n        if s in REPLY:\n            return IGNORE\n"
+                     "    return None\n")
+        self.source = "".join(parts)
+        tree = ast.fix_missing_locations(_PassRuleAndReply().visit(ast.parse(self.source)))
+        ns = _namespace(module)
+        ns["SUPERFLOUS"] = tuple(self.superflous)
+        self.filename = f"<filter of {rules_dir}>"
+        exec(compile(tree, self.filename, "exec"), ns)
+        self.filter = ns["_filter"]
+        self.rule_names = _rule_names(self.source)
+
+    def where(self, lineno: int) -> str:
+        """Map a line of the assembled source back to 'rule file:line'."""
+        best = None
+        for start, path in self.line_map:
+            if start <= lineno:
+                best = (start, path)
+        return f"{best[1]}:{lineno - best[0] + 1}" if best else f"{self.filename}:{lineno}"
+
+    def assembled(self) -> str:
+        return self.source
+
+
+def _rule_names(source: str) -> List[str]:
+    return re.findall(r'^\s*RULE\s*=\s*["\']([^"\']+)["\']', source, re.M)
+
+
+def _outcome(v: Optional[Verdict]) -> str:
+    """What an example line yields: an address, 'forward' or 'none'."""
+    if v is None or v.action == "ignore":
+        return "none"
+    if v.action == "forward":
+        return "forward"
+    addr = parse_peer(v.ip)
+    return str(addr) if addr else "none"
+
+
+def _canonical(expect: Optional[str]) -> str:
+    if expect is None:
+        return "none"
+    addr = parse_peer(expect)
+    return str(addr) if addr else expect
+
+
+def run_examples(path: str, module: str, ladder: Optional[Filter] = None) -> List[str]:
+    """Problems with a rule's examples, alone (and within the ladder when given)."""
+    problems = []
+    rule = compile_rule(path, module)
+    exs = examples(path)
+    if not exs:
+        problems.append(located(path, None, "carries no '# example: LINE => ADDR|none' line"))
+    for ex in exs:
+        v = rule(ex.line)
+        got, want = _outcome(v), _canonical(ex.expect)
+        if got != want:
+            problems.append(located(path, ex.lineno, f"example yields {got}, expected {want}"))
+        elif ladder is not None and want != "none" and path in ladder.files:
+            lv = ladder.filter(ex.line)
+            if lv is None or lv.rule != v.rule:
+                problems.append(located(path, ex.lineno, f"in the ladder {lv.rule if lv else 'nothing'} decides "
+                                                         f"this example before {v.rule}: reorder the files"))
+    return problems
