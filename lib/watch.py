@@ -190,8 +190,11 @@ def run(settings, stop_after: Optional[float] = None) -> int:
         while not flags["stop"]:
             for key, _ in sel.select(timeout=1.0):
                 if key.data == "fifo":
-                    for line in reader.read_lines():
+                    for line in reader.peek():
                         module.handle(line)
+                    reader.commit()             # out of the pipe only once acted on and committed
+                    if reader.partial:          # half a line in the pipe: let the writer finish it
+                        time.sleep(0.005)
                 elif key.data == "dns":
                     for ip, result in background.answers():
                         try:

@@ -73,3 +73,21 @@ def test_lines_in_the_pipe_wait_for_the_next_reader(tmp_path):
     assert drain(second, 2) == ["one", "two"]
     os.close(fd)
     second.close()
+
+
+def test_lines_peeked_but_not_committed_stay_for_the_next_reader(tmp_path):
+    path = str(tmp_path / "f")
+    ensure_fifo(path)
+    logger = os.open(path, os.O_RDWR | os.O_NONBLOCK)       # the logger keeps the pipe open
+    first = FifoReader(path)
+    os.write(logger, b"one\ntwo\nthr")
+    assert first.peek() == ["one", "two"]
+    first.close()                           # killed before acting on them
+    second = FifoReader(path)
+    assert second.peek() == ["one", "two"]
+    second.commit()
+    assert second.peek() == [] and second.partial           # 'thr' waits for the rest of its line
+    os.write(logger, b"ee\n")
+    assert drain(second, 1) == ["three"]
+    os.close(logger)
+    second.close()
