@@ -86,7 +86,8 @@ def main(argv) -> int:
         return 0
     if args.command == "_supervise":
         s = config.load(None)
-        return supervise(installed_modules(), s.RUN_DIR, s.LOG_DIR)
+        mods = installed_modules()
+        return supervise(mods, s.RUN_DIR, s.LOG_DIR, [s.fifo(t) for t in mods])
     return 64
 
 

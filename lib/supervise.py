@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from lib.config import MASTER_PATH, MODULES, module_dir
 from lib.log import LogFile
@@ -64,9 +64,15 @@ def spawn_supervisor(run_dir: str, log_dir: str, env=None) -> int:
     return p.pid
 
 
-def supervise(tokens: List[str], run_dir: str, log_dir: str) -> int:
-    """The supervisor's loop (runs as `watcher.py _supervise`)."""
+def supervise(tokens: List[str], run_dir: str, log_dir: str, fifos: Sequence[str] = ()) -> int:
+    """The supervisor's loop (runs as `watcher.py _supervise`).
+
+    It holds every module FIFO open read-write for its whole life, so lines
+    written while a module restarts (by the logger, or forwarded by MX to
+    MB) wait in the pipe even when no other process keeps it open.
+    """
     log = LogFile(os.path.join(log_dir, "watcher.log"), "Watcher")
+    held = [os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC) for path in fifos if os.path.exists(path)]
     pidfile = os.path.join(run_dir, SUPERVISOR)
     with open(pidfile + ".tmp", "w") as f:
         f.write(f"{os.getpid()}\n")
@@ -115,6 +121,8 @@ def supervise(tokens: List[str], run_dir: str, log_dir: str) -> int:
                 child.kill()
                 child.wait()
         log.write("supervisor stopped")
+        for fd in held:
+            os.close(fd)
         try:
             os.unlink(pidfile)
         except OSError:

@@ -63,8 +63,10 @@ def test_supervisor_restarts_a_killed_module_and_no_line_is_lost(instance):
         # written while the module is down: waits in the pipe for the next process
         for i in range(3):
             os.write(logger, (FAIL.format(s=i, ip="198.51.100.8", port=41000 + i) + "\n").encode())
+        # a writer that comes and goes (no logger holding the pipe): the supervisor keeps it
+        w.write([FAIL.format(s=9, ip="198.51.100.8", port=41009)])
         t = time.monotonic()
-        assert wait_for(lambda: affairs(w, "198.51.100.8")[0] == 3, 5)
+        assert wait_for(lambda: affairs(w, "198.51.100.8")[0] == 4, 5)
         assert time.monotonic() - t < 3
     finally:
         os.close(logger)
