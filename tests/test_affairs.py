@@ -21,7 +21,7 @@ A = ipaddress.ip_address
 @pytest.fixture
 def database(tmp_path):
     path = str(tmp_path / "WatchLG.db")
-    dbmod.create(path, os.path.join(ROOT, "modules", "WatchLG", "WatchLG.schema"))
+    dbmod.create(path, os.path.join(ROOT, "lib", "schema.sql"))
     d = Database(path)
     yield d
     d.close()
