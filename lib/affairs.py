@@ -12,7 +12,7 @@ the answer comes it counts from 1 (UNKNOWN).  An answer of NXDOMAIN or
 FAKEHOST re-decides at once: affairs become MAX_AFFAIRS-1 plus those seen
 since the first.  A successful login clears affairs and tarpit, never
 custody.  Lines a daemon writes for one attempt (same address and source
-port within DEDUP_SECONDS, but another rule) count once.
+port, or no port, within DEDUP_SECONDS, but another rule) count once.
 """
 import time
 from dataclasses import replace
@@ -40,26 +40,46 @@ class Tracker:
         self.max, self.timeout, self.log = max_affairs, tarpit_timeout, log
         self.classify = classify          # submit(ip): ask DNS in the background
         self.known: Dict[str, Classification] = known if known is not None else {}
-        self._attempts: Dict[Tuple[str, int], Tuple[float, set]] = {}
+        self._attempts: Dict[Tuple[str, Optional[int]], Tuple[float, set]] = {}
+        self._last: Dict[str, Tuple[str, Optional[int]]] = {}      # latest attempt key per address
         self._asked = set()               # asked DNS once in this process; the answer lands in `known`
 
     # -- helpers --------------------------------------------------------
     def _companion(self, ip: str, port: Optional[int], rule: str, now: float) -> bool:
-        """True when this line is another line of an attempt already counted."""
+        """True when this line is another line of an attempt already counted.
+
+        An attempt is a group of lines of one address, one source port (or
+        none: sshd's PAM and 'not allowed' lines carry no port) within
+        DEDUP_SECONDS, each rule at most once; a rule seen again starts the
+        next attempt (a second password on the same connection).
+        """
         if port is None:
+            last = self._attempts.get(self._last.get(ip))
+            if last and now - last[0] <= DEDUP_SECONDS and rule not in last[1]:
+                last[1].add(rule)
+                return True
+            self._start((ip, None), rule, now)
             return False
         key = (ip, port)
         seen = self._attempts.get(key)
-        if seen is None or now - seen[0] > DEDUP_SECONDS:
-            if len(self._attempts) > 100000:
-                self._attempts = {k: v for k, v in self._attempts.items() if now - v[0] <= DEDUP_SECONDS}
-            self._attempts[key] = (now, {rule})
-            return False
-        if rule in seen[1]:           # the same message again: a new attempt on the same connection
-            self._attempts[key] = (now, seen[1])
-            return False
-        seen[1].add(rule)
-        return True
+        if seen and now - seen[0] <= DEDUP_SECONDS and rule not in seen[1]:
+            seen[1].add(rule)
+            return True
+        pending = self._attempts.pop((ip, None), None)      # a port-less line just before
+        if pending and now - pending[0] <= DEDUP_SECONDS and rule not in pending[1]:
+            pending[1].add(rule)
+            self._attempts[key] = pending
+            self._last[ip] = key
+            return True
+        self._start(key, rule, now)
+        return False
+
+    def _start(self, key: Tuple[str, Optional[int]], rule: str, now: float) -> None:
+        if len(self._attempts) > 100000:
+            self._attempts = {k: v for k, v in self._attempts.items() if now - v[0] <= DEDUP_SECONDS}
+            self._last = {ip: k for ip, k in self._last.items() if k in self._attempts}
+        self._attempts[key] = (now, {rule})
+        self._last[key[0]] = key
 
     def _apply(self, host: Host, now: float, rule: str) -> Decision:
         """Tell the firewall what the (committed) host row says."""

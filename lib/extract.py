@@ -5,7 +5,15 @@ anchors on the part of the line the daemon writes itself, so text an
 attacker controls (a user name, a HELO, an e-mail address) never chooses
 the address: sshd writes the peer as the *last* ' from ADDR port N', after
 any user name.  They only cut text; `lib.addresses.parse_peer` validates.
+
+Client text can also quote a whole daemon message (a disconnect reason, a
+version string, a certificate ID).  So a rule first checks that the
+*message* begins with its pattern (`begins`: the syslog header is the
+logger's, and client text never comes first), then takes the peer from the
+place the daemon's format puts it.  sshd hands syslog at most 500
+characters: the end of a message that long may be client text (`sshd_cut`).
 """
+import zlib
 from typing import Optional, Tuple
 
 Peer = Tuple[Optional[str], Optional[int]]
@@ -76,6 +84,178 @@ def field(text: str, key: str) -> Peer:
     """'key=ADDR' as Dovecot's rip= (the daemon's own field: last occurrence)."""
     ip, _ = token_after(text, key)
     return (ip.strip("<>"), None) if ip else (None, None)
+
+
+def message(text: str) -> str:
+    """The daemon's own message: the line without its syslog header.
+
+    Headers: traditional and RFC 3339 ('... TAG[PID]: MSG', the first ': '
+    ends the header: timestamps and host names hold no ': '), RFC 5424
+    ('<PRI>1 TIME HOST APP PROCID MSGID SD MSG').  rsyslog's 'message
+    repeated N times: [ MSG]' and a leading 'error: ' or 'fatal: ' (sshd's
+    log level) are taken off too.  Trailing spaces are kept: they are part
+    of what the daemon wrote (see `peer_ending`).
+    """
+    text = text.rstrip("\r\n")
+    start = 0
+    if text.startswith("<"):
+        close = text.find(">", 1, 6)
+        if close > 1 and text[1:close].isdigit():
+            start = close + 1
+            if text.startswith("1 ", start):
+                return _unwrap(_rfc5424_message(text, start + 2))
+    colon = text.find(": ", start)
+    return _unwrap(text[colon + 2:] if colon >= 0 else text[start:])
+
+
+def _rfc5424_message(text: str, i: int) -> str:
+    for _ in range(5):                      # TIMESTAMP HOSTNAME APP-NAME PROCID MSGID
+        i = text.find(" ", i) + 1
+        if i == 0:
+            return ""
+    if text.startswith("-", i):             # no structured data
+        i += 1
+    else:                                   # [id k="v" ...][...]: ']' and '"' escaped by '\\'
+        while text.startswith("[", i):
+            quoted, i = False, i + 1
+            while i < len(text):
+                c = text[i]
+                if c == "\\":
+                    i += 2
+                    continue
+                i += 1
+                if c == '"':
+                    quoted = not quoted
+                elif c == "]" and not quoted:
+                    break
+            else:
+                return ""
+    msg = text[i + 1:] if text.startswith(" ", i) else text[i:]
+    return msg[1:] if msg.startswith("\ufeff") else msg
+
+
+def _unwrap(msg: str) -> str:
+    if msg.startswith("message repeated ") and msg.endswith("]"):
+        i = msg.find(": [ ")
+        if i >= 0:
+            msg = msg[i + 4:-1]
+    if msg.startswith(("error: ", "fatal: ")):
+        msg = msg[7:]
+    return msg
+
+
+def begins(text: str, pattern) -> bool:
+    """The daemon's message starts with `pattern` (or one of a tuple of them): the
+    daemon wrote it, no client text did."""
+    return message(text).startswith(pattern)
+
+
+SSHD_MESSAGE_MAX = 500      # sshd hands syslog "%.500s": longer messages are cut
+
+
+def sshd_cut(text: str) -> bool:
+    """The message is long enough to have been cut by sshd: its end may be
+    client text instead of what sshd wrote after it (the peer, a reason)."""
+    return len(text) >= SSHD_MESSAGE_MAX - 20
+
+
+def peer_after(text: str, marker: str) -> Peer:
+    """The word after the first `marker` (and N of a ' port N' that follows): for
+    messages whose peer comes first and client text later ('Unable to negotiate
+    with ADDR port N: ... Their offer: CLIENT TEXT')."""
+    ip, end = token_after(text, marker, last=False)
+    return (ip, _port(text, end)) if ip else (None, None)
+
+
+def from_end(text: str) -> Peer:
+    """The peer of a message that ends with ' from ADDR' or ' from ADDR port N'
+    ('Invalid user NAME from ADDR port N'): the user name before it is client
+    text, and a ' from ' that does not end the message is not sshd's.
+    Nothing from a message sshd may have cut (sshd_cut)."""
+    i = text.rfind(" from ")
+    if i < 0 or sshd_cut(text):
+        return None, None
+    ip, end = _word(text, i + 6)
+    if end == len(text):
+        return ip, None
+    port, after = _port_end(text, end)
+    return (ip, port) if port is not None and after == len(text) else (None, None)
+
+
+def from_before(text: str, marker: str) -> Peer:
+    """The last ' from ADDR' before the first `marker`: 'User NAME from ADDR not
+    allowed because shell PATH does not exist' (the reason may name a path).
+    Nothing from a message sshd may have cut (sshd_cut)."""
+    cut = text.find(marker)
+    return from_port(text[:cut]) if cut >= 0 and not sshd_cut(text) else (None, None)
+
+
+def peer_ending(text: str, reason: str) -> Peer:
+    """sshd's '... ADDR port N: REASON[ [preauth]]' (a disconnect): the peer before the
+    fixed reason that ends the message.  User names in these messages are not
+    shortened ('Disconnecting invalid user NAME ADDR port N: ...'): a message
+    sshd may have cut (sshd_cut) may end in client text, so it yields nothing.
+    """
+    if sshd_cut(text):
+        return None, None
+    if text.endswith(" [preauth]"):
+        text = text[:-10]
+    if not reason or not text.endswith(reason):
+        return None, None
+    return bare_port(text[:-len(reason)])
+
+
+def _port_end(text: str, start: int) -> Tuple[Optional[int], int]:
+    """(N, index after N) of ' port N' at text[start:], or (None, start)."""
+    port = _port(text, start)
+    if port is None:
+        return None, start
+    end = start + 6
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return port, end
+
+
+def ssh2_peer(text: str) -> Peer:
+    """The peer of sshd's verdict on an authentication request (pass the message):
+    'Failed|Accepted|Postponed METHOD for [invalid user ]USER from ADDR port N ssh2[: KEY INFO]'
+    and 'maximum authentication attempts exceeded for USER from ADDR port N ssh2 [preauth]'.
+
+    The user name is client text (up to 100 bytes) before the peer; the key
+    information of publickey and hostbased (a certificate's ID, the client's
+    user and host names) is client text after it.  So the peer is the
+    ' from ADDR port N ssh2' that ends the message (or precedes ' [preauth]');
+    for publickey and hostbased also one followed by ': KEY INFO', but only when
+    it is the only such place in the message: two mean client text imitates
+    the daemon, and which one sshd wrote cannot be told.  A place that ends
+    where sshd may have cut the message (sshd_cut) may be client text: not
+    taken.  (Key information after the peer may run past the cut: a long
+    certificate ID does not hide a login.)
+    """
+    head = text.find(" for ")
+    keyed = head > 0 and text[:head].endswith((" publickey", " hostbased"))
+    found = []
+    limit = SSHD_MESSAGE_MAX - 20           # a place ending beyond may be cut client text
+    i = text.find(" from ", 0, limit)
+    while i >= 0:
+        ip, end = _word(text, i + 6)
+        port, after = _port_end(text, end)
+        if ip and port is not None and text.startswith(" ssh2", after):
+            after += 5
+            if after >= limit:
+                break
+            if (after == len(text) or (after == len(text) - 10 and text.endswith(" [preauth]"))
+                    or (keyed and text.startswith(": ", after))):
+                found.append((ip, port))
+        i = text.find(" from ", i + 6, limit)
+    return found[0] if len(found) == 1 else (None, None)
+
+
+def _word(text: str, start: int) -> Tuple[Optional[str], int]:
+    end, n = start, len(text)
+    while end < n and text[end] not in " ,;\t\r\n":
+        end += 1
+    return text[start:end] or None, end
 
 
 DEFAULTS = {"LG": from_port}

@@ -102,7 +102,9 @@ def _verdict_functions(module: str) -> Dict[str, Callable]:
 def _namespace(module: str) -> dict:
     ns = {"__builtins__": __builtins__, "Verdict": Verdict, "IGNORE": IGNORE}
     ns.update(_verdict_functions(module))
-    for name in ("token_after", "from_port", "first_from", "bare_port", "bracket", "field"):
+    for name in ("token_after", "from_port", "first_from", "bare_port", "bracket", "field",
+                 "message", "begins", "peer_after", "from_before", "peer_ending", "ssh2_peer",
+                 "sshd_cut", "from_end"):
         ns[name] = getattr(extract, name)
     return ns
 

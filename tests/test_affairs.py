@@ -132,3 +132,25 @@ def test_lines_of_one_attempt_count_once_repeats_count_each(database):
     assert database.get("198.51.100.70").affairs == 2
     t.inject(ip, "failed-password-invalid", port=5555, now=200)    # port reused much later: a new attempt
     assert database.get("198.51.100.70").affairs == 3
+
+
+def test_portless_companions_pair_with_the_attempt_they_belong_to(database):
+    fw = Recording()
+    t = tracker(database, fw)
+    ip = A("198.51.100.71")
+    # keyboard-interactive through PAM: sshd writes the PAM error, then its own line with the port
+    for n, at in enumerate((100, 101, 102)):
+        t.inject(ip, "pam-failure", port=None, now=at)
+        t.inject(ip, "failed-keyboard-interactive", port=6000, now=at + 0.1)
+    assert database.get("198.51.100.71").affairs == 3
+    # 'User X from A not allowed because ...' (no port), then the failed password of that connection
+    ip2 = A("198.51.100.72")
+    for n, port in enumerate((7001, 7002)):
+        t.inject(ip2, "user-not-allowed", port=None, now=200 + n)
+        t.inject(ip2, "invalid-user-password", port=port, now=200.5 + n)
+    assert database.get("198.51.100.72").affairs == 2
+    # port-less lines alone still count one each
+    ip3 = A("198.51.100.73")
+    for n in range(3):
+        t.inject(ip3, "pam-failure", port=None, now=300 + n)
+    assert database.get("198.51.100.73").affairs == 3
