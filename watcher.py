@@ -5,6 +5,7 @@
   ./watcher.py ban IP [--module XX] | unban IP
   ./watcher.py test MODULE [LOGFILE|-] [--json]
   ./watcher.py syslog-config rsyslog|syslog-ng
+  ./watcher.py report [--mail]
 """
 import argparse
 import os
@@ -45,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("syslog-config", help="print the system logger's configuration for the FIFOs")
     c.add_argument("logger", choices=["rsyslog", "syslog-ng"])
     c.add_argument("--source", default="s_src", help="syslog-ng source name (default s_src)")
+    r = sub.add_parser("report", help="the Watcher-Report: warnings, firewall, dynloaders, databases")
+    r.add_argument("--mail", action="store_true", help="mail it to REPORTMAIL instead of printing it")
     sub.add_parser("_supervise")       # internal: the supervisor process
     return p
 
@@ -84,6 +87,9 @@ def main(argv) -> int:
                 else syslogconf.syslog_ng(s, mods, args.source))
         sys.stdout.write(text)
         return 0
+    if args.command == "report":
+        from lib import report
+        return report.main(mail=args.mail)
     if args.command == "_supervise":
         s = config.load(None)
         mods = installed_modules()

@@ -72,6 +72,14 @@ def _mail(value: str) -> str:
     return value
 
 
+def _names(value: str) -> Tuple[str, ...]:
+    names = tuple(n for n in value.replace(",", " ").split() if n)
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.@+-]*", n):
+            raise ValueError(f"{n!r} is not a user or program name (a comma-separated list)")
+    return names
+
+
 def _url(value: str) -> str:
     if not re.match(r"https?://\S+$", value):
         raise ValueError("must be an http:// or https:// URL")
@@ -100,6 +108,9 @@ KEYS: Dict[str, Tuple[str, Callable[[str], object]]] = {
     "SPAMHAUS_DROP_URL": ("https://www.spamhaus.org/drop/drop_v4.json", _url),
     "SPAMHAUS_DROPV6_URL": ("https://www.spamhaus.org/drop/drop_v6.json", _url),
     "FEEDS": ("$MASTER_PATH/dynloaders/feeds.conf", _path),
+    "FIFO_SILENCE_WARN": ("86400", _positive),
+    "SENDER_USERS": ("", _names),
+    "SENDER_PROGRAMS": ("", _names),
 }
 
 _LINE = re.compile(r"([A-Z][A-Z0-9_]*)\s*=\s*(.*)")

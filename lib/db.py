@@ -143,3 +143,57 @@ class Database:
             "sum(CASE WHEN dropped IS NULL AND tarpit_until > ? THEN 1 ELSE 0 END) FROM hosts",
             (now,)).fetchone()
         return {"tracked": tracked, "tarpit": tarpit or 0, "custody": custody}
+
+    # -- housekeeping and statistics (ExpireXX, StatXX, watcher.py report) ----
+    def expire(self, cutoff: float) -> List[Host]:
+        """Delete every address last seen before `cutoff` and the events before it;
+        returns the deleted rows (one transaction, so a module's affair in between
+        either keeps its row or is deleted with it)."""
+        with self.transaction():
+            rows = [Host(*r) for r in self.conn.execute(
+                f"SELECT {_COLUMNS} FROM hosts WHERE last_seen < ?", (cutoff,))]
+            self.conn.execute("DELETE FROM hosts WHERE last_seen < ?", (cutoff,))
+            self.conn.execute("DELETE FROM events WHERE time < ?", (cutoff,))
+        return rows
+
+    def held(self, ips: List[str], now: float) -> List[str]:
+        """Those of `ips` this database keeps in custody or in a live tarpit."""
+        out = []
+        for i in range(0, len(ips), 500):           # stay below sqlite's variable limit
+            chunk = ips[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            out += [r[0] for r in self.conn.execute(
+                f"SELECT ip FROM hosts WHERE ip IN ({marks}) AND (dropped IS NOT NULL OR tarpit_until > ?)",
+                (*chunk, now))]
+        return out
+
+    def introduced_per_day(self) -> List[Tuple[str, str, int]]:
+        """(local day YYYY-MM-DD, class, addresses first seen that day)."""
+        return self.conn.execute(
+            "SELECT date(introduced, 'unixepoch', 'localtime') AS d, class, count(*) FROM hosts "
+            "GROUP BY d, class").fetchall()
+
+    def dropped_per_day(self) -> List[Tuple[str, int]]:
+        """(local day, addresses put into custody that day)."""
+        return self.conn.execute(
+            "SELECT date(dropped, 'unixepoch', 'localtime') AS d, count(*) FROM hosts "
+            "WHERE dropped IS NOT NULL GROUP BY d").fetchall()
+
+    def affairs_per_day(self) -> List[Tuple[str, str, int]]:
+        """(local day, rule, affairs counted that day) from the events table."""
+        return self.conn.execute(
+            "SELECT date(time, 'unixepoch', 'localtime') AS d, rule, count(*) FROM events "
+            "GROUP BY d, rule").fetchall()
+
+    def class_counts(self) -> dict:
+        return dict(self.conn.execute("SELECT class, count(*) FROM hosts GROUP BY class").fetchall())
+
+    def top_rules(self, limit: int = 10) -> List[Tuple[str, int]]:
+        return self.conn.execute("SELECT rule, count(*) AS n FROM events GROUP BY rule "
+                                 "ORDER BY n DESC, rule LIMIT ?", (limit,)).fetchall()
+
+    def top_attackers(self, since: float, limit: int = 10) -> List[Tuple[str, int, str]]:
+        """(address, affairs since `since`, class) of the busiest addresses."""
+        return self.conn.execute(
+            "SELECT e.ip, count(*) AS n, coalesce(h.class, '?') FROM events e LEFT JOIN hosts h ON h.ip = e.ip "
+            "WHERE e.time >= ? GROUP BY e.ip ORDER BY n DESC, e.ip LIMIT ?", (since, limit)).fetchall()

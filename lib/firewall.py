@@ -185,6 +185,34 @@ class Ipset:
         names = ["tarpit"] if tarpit_only else ["tarpit", "custody"]
         self._restore([f"del {n}{sfx} {ip}" for n in names])
 
+    def release_all(self, ips: Iterable[str]) -> None:
+        """Take many addresses out of tarpit and custody in one `ipset restore`
+        (ExpireXX); sets that do not exist (Watcher never started) are skipped."""
+        have = self.existing_sets()
+        lines = [f"del {n}{'6' if ':' in ip else ''} {ip}" for ip in ips for n in ("tarpit", "custody")]
+        lines = [l for l in lines if l.split()[1] in have]
+        if lines:
+            self._restore(lines)
+
+    def chain_counters(self) -> Dict[str, List[Tuple[int, int, str, str]]]:
+        """tool -> (packets, bytes, target, match-set) per rule of the WATCHER chain,
+        from `iptables -L WATCHER -v -x -n`; a tool without the chain is left out."""
+        out = {}
+        for tool in ("iptables", "ip6tables"):
+            r = self._run([tool, "-w", "-L", CHAIN, "-v", "-x", "-n"], check=False)
+            if r.returncode != 0:
+                continue
+            rows = []
+            for line in r.stdout.splitlines()[2:]:
+                words = line.split()
+                if len(words) < 3 or not words[0].isdigit():
+                    continue
+                where = words.index("match-set") if "match-set" in words else -1
+                rows.append((int(words[0]), int(words[1]), words[2],
+                             words[where + 1] if 0 <= where < len(words) - 1 else ""))
+            out[tool] = rows
+        return out
+
     def load(self, base: str, entries_v4: Iterable[str], entries_v6: Iterable[str],
              timeouts: Optional[Dict[str, int]] = None) -> Dict[str, int]:
         """Replace the contents of a set pair at once: build aside, then swap."""
@@ -271,6 +299,14 @@ class DryRun:
     def release(self, ip: str, v6: bool, tarpit_only: bool = False) -> None:
         self.say(f"dry-run: ipset del {'tarpit' if tarpit_only else 'tarpit/custody'}{'6' if v6 else ''} {ip}")
 
+    def release_all(self, ips: Iterable[str]) -> None:
+        ips = list(ips)
+        if ips:
+            self.say(f"dry-run: ipset del tarpit/custody (and their 6 twins) of {len(ips)} addresses")
+
+    def chain_counters(self) -> Dict[str, List[Tuple[int, int, str, str]]]:
+        return {}
+
     def load(self, base, entries_v4, entries_v6, timeouts=None) -> Dict[str, int]:
         counts = {base: len(list(entries_v4)), base + "6": len(list(entries_v6))}
         self.say(f"dry-run: would load {counts[base]} + {counts[base + '6']} entries into {base}/{base}6")
@@ -309,6 +345,10 @@ class Recording(DryRun):
         for n in (["tarpit"] if tarpit_only else ["tarpit", "custody"]):
             self._set(n + sfx).pop(ip, None)
 
+    def release_all(self, ips):
+        for ip in ips:
+            self.release(ip, ":" in ip)
+
     def load(self, base, entries_v4, entries_v6, timeouts=None):
         timeouts = timeouts or {}
         self.sets[base] = {e: timeouts.get(e) for e in entries_v4}
@@ -320,7 +360,9 @@ class Recording(DryRun):
 
 
 def backend(settings, say: Callable[[str], None] = print, prefix: Sequence[str] = ()):
-    """The firewall the settings ask for."""
+    """The firewall the settings ask for, with a set pair per feed of the FEEDS file."""
+    from lib.lists import feed_sets     # here, not at the top: lib.lists builds on this module
+    extra = feed_sets(settings)
     if settings.FIREWALL == "dry-run":
-        return DryRun(say)
-    return Ipset(os.path.join(settings.RUN_DIR, "firewall.created"), prefix=prefix)
+        return DryRun(say, extra_sets=extra)
+    return Ipset(os.path.join(settings.RUN_DIR, "firewall.created"), prefix=prefix, extra_sets=extra)

@@ -7,14 +7,20 @@ log files (0600) and, the first time, the whitelist with the address of the
 SSH session it runs from and the host's own addresses, so the
 administrator cannot lock themself out.  It reports what is missing with
 the exact command that installs it.  `--install` also installs the missing
-packages and writes the system logger's snippet.  Running it twice changes
+packages and writes the system logger's snippet.  The files of dist/
+(logrotate config, systemd unit) are filled in with the install path and
+settings: printed as the command that installs them, written by
+`--install`; the crontab sample is only printed.  Running it twice changes
 nothing.
 """
 import importlib.util
 import ipaddress
 import os
+import re
+import shlex
 import shutil
 import subprocess
+import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
 from lib import config, db, syslogconf
@@ -160,6 +166,7 @@ def prepare(say: Say = print, environ=os.environ, install: bool = False,
         return 1
     if install:
         status = max(status, write_snippet(master, list(mods), say, which, run))
+    status = max(status, dist_files(master, mods, say, install, run))
     say("Prep: done" if status == 0 else "Prep: done, but see the lines above")
     return status
 
@@ -188,3 +195,102 @@ def write_snippet(master, modules: List[str], say: Say, which=shutil.which, run=
     else:
         say(f"restart {logger} so that it reads {path}")
     return 0
+
+
+# ---------------------------------------------------------------- dist/: files an administrator installs
+# Templates with @KEY@ placeholders, filled in from the install path and the settings.  Without
+# --install Prep prints the command that installs each one (a plain sed, to read before running);
+# with --install it writes them.  The crontab sample is only ever printed.
+DIST_DIR = os.path.join(config.MASTER_PATH, "dist")
+DIST_TARGETS = {"logrotate.conf": "/etc/logrotate.d/watcher",
+                "watcher.service": "/etc/systemd/system/watcher.service"}
+
+
+def dist_values(master, mods: Dict[str, config.Settings], python: Optional[str] = None) -> Dict[str, str]:
+    def files(paths):
+        seen = dict.fromkeys(paths)           # ordered, without repeats
+        return " ".join(f'"{p}"' if " " in p else p for p in seen)
+    return {"MASTER_PATH": config.MASTER_PATH, "PYTHON": python or sys.executable, "RUN_DIR": master.RUN_DIR,
+            "LOG_FILES": files([s.log_file for s in mods.values()] + [os.path.join(master.LOG_DIR, "watcher.log")]),
+            "TRACE_FILES": files(s.trace_file for s in mods.values())}
+
+
+def render(name: str, values: Dict[str, str], dist_dir: str = DIST_DIR) -> str:
+    with open(os.path.join(dist_dir, name), encoding="utf-8") as f:
+        text = f.read()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def sed_command(name: str, values: Dict[str, str], target: str, dist_dir: str = DIST_DIR) -> str:
+    """The shell command that writes what `render` gives to `target`."""
+    with open(os.path.join(dist_dir, name), encoding="utf-8") as f:
+        template = f.read()
+    exprs = []
+    for key, value in values.items():
+        if f"@{key}@" in template:
+            value = value.replace("\\", "\\\\").replace("|", "\\|").replace("&", "\\&")
+            exprs.append("-e " + shlex.quote(f"s|@{key}@|{value}|g"))
+    return f"sed {' '.join(exprs)} {shlex.quote(os.path.join(dist_dir, name))} > {shlex.quote(target)}"
+
+
+def crontab_lines(values: Dict[str, str], dist_dir: str = DIST_DIR) -> List[str]:
+    """The sample's lines; a line whose program is not installed comes out commented."""
+    out = []
+    for line in render("crontab.sample", values, dist_dir).splitlines():
+        m = re.search(r"\bcd (\S+) && (\S+)", line)
+        if m and not line.startswith("#") and not os.path.exists(os.path.join(m.group(1), m.group(2))):
+            line = f"#{line}   # not installed"
+        out.append(line)
+    return out
+
+
+def systemd_running() -> bool:
+    return os.path.isdir("/run/systemd/system")       # sd_booted(3)
+
+
+def dist_files(master, mods, say: Say, install: bool, run=subprocess.run,
+               targets: Optional[Dict[str, str]] = None, dist_dir: str = DIST_DIR,
+               booted: Callable[[], bool] = systemd_running) -> int:
+    targets = DIST_TARGETS if targets is None else targets
+    values = dist_values(master, mods)
+    if not os.path.isdir(dist_dir):          # a partial copy of the tree: nothing to offer, nothing wrong
+        say(f"note: no {dist_dir}: no logrotate, systemd or cron files to offer")
+        return 0
+    for name, target in targets.items():
+        text = render(name, values, dist_dir)
+        try:
+            with open(target, encoding="utf-8") as f:
+                if f.read() == text:
+                    continue
+            state = "differs from " + os.path.join(dist_dir, name)
+        except OSError:
+            state = "is missing"
+        if not install:
+            say(f"{target} {state}; install it with ./Prep --install, or:")
+            say("  " + sed_command(name, values, target, dist_dir)
+                + (" && systemctl daemon-reload" if name.endswith(".service") else ""))
+            continue
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target + ".tmp", "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(target + ".tmp", 0o644)
+            os.replace(target + ".tmp", target)
+        except OSError as e:
+            say(f"error: cannot write {target}: {e.strerror}; run ./Prep --install as root")
+            return 1
+        say(f"wrote {target}")
+        if name.endswith(".service"):
+            if booted():
+                run(["systemctl", "daemon-reload"])
+                say("systemctl daemon-reload done; start Watcher at boot with: systemctl enable watcher")
+            else:
+                say("systemd is not running here: the unit is used once it is (systemctl enable watcher)")
+    say("cron: add these lines to root's crontab (crontab -e); Prep never writes it:")
+    for line in crontab_lines(values, dist_dir):
+        if line and not line.startswith("# "):
+            say("  " + line)
+    return 0
+

@@ -131,7 +131,8 @@ class NetnsPair:
 
     def sh(self, *argv, ns=None, check=True, **kw):
         cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=30, **kw)
+        kw.setdefault("timeout", 30)
+        return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
 
     def setup(self):
         for ns in (self.srv, self.atk):
@@ -248,3 +249,49 @@ def dnsmasq(tmp_path_factory):
         pytest.fail("dnsmasq did not answer within 5 s")
     yield d
     d.stop()
+
+
+# ---------------------------------------------------------------- SMTP
+class SmtpSink:
+    """aiosmtpd on loopback (REAL-COMPONENTS.md 5): every message it accepted, parsed."""
+
+    def __init__(self):
+        import email
+        import email.policy
+        from aiosmtpd.controller import Controller
+
+        self.messages, self.envelopes = [], []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+                sink.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+                return "250 OK"
+
+        self.port = free_port(socket.SOCK_STREAM)          # Controller(port=0) does not work
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        self.mailhost = f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def smtp_sink():
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        pytest.skip("aiosmtpd missing: pip install aiosmtpd (tests/run does)")
+    sink = SmtpSink()
+    try:
+        yield sink
+    finally:
+        sink.controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _dist_targets_private(tmp_path, monkeypatch):
+    """An in-process `prep.prepare(install=True)` writes the logrotate config and the systemd
+    unit: in tests they go below tmp_path, never into the machine's /etc."""
+    from lib import prep
+    monkeypatch.setattr(prep, "DIST_TARGETS", {name: str(tmp_path / "etc" / path.lstrip("/"))
+                                               for name, path in prep.DIST_TARGETS.items()})
