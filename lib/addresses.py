@@ -9,7 +9,7 @@ host's own addresses.
 import ipaddress
 import json
 import subprocess
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 from lib.errors import WatcherError, located
 
@@ -40,11 +40,12 @@ def set_suffix(addr) -> str:
     return "6" if addr.version == 6 else ""
 
 
-def read_list(path: str) -> Tuple[List[Network], List[str]]:
+def read_list(path: str, check: Optional[Callable[[Network], None]] = None) -> Tuple[List[Network], List[str]]:
     """Addresses/networks of a whitelist or blacklist file.
 
     Returns (networks, problems); each problem reads 'FILE:LINE: ...'.
-    A missing file is an empty list.
+    A missing file is an empty list.  `check(net)` may refuse a network with
+    ValueError (its message becomes the problem).
     """
     nets, problems = [], []
     try:
@@ -59,12 +60,20 @@ def read_list(path: str) -> Tuple[List[Network], List[str]]:
         if not text:
             continue
         try:
+            if "%" in text:             # a scoped address: ipset would refuse the whole load
+                raise ValueError
             net = ipaddress.ip_network(text.split()[0], strict=False)
         except ValueError:
             problems.append(located(path, n, f"not an address or network: {text[:50]!r}"))
             continue
         if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped:
             net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+        if check is not None:
+            try:
+                check(net)
+            except ValueError as e:
+                problems.append(located(path, n, str(e)))
+                continue
         nets.append(net)
     return nets, problems
 

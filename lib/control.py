@@ -11,8 +11,8 @@ import time
 from datetime import datetime
 from typing import Callable, Dict, List, Optional
 
-from lib import config, firewall as fwmod
-from lib.addresses import Protected, parse_peer, read_list
+from lib import config, firewall as fwmod, lists
+from lib.addresses import Protected, parse_peer
 from lib.db import Database, Host
 from lib.errors import UsageError, WatcherError
 from lib.fifo import ensure_fifo
@@ -42,16 +42,11 @@ def need_root(settings) -> None:
 
 
 def load_lists(fw, master, say: Say) -> None:
-    for base, path in (("whitelist", master.WHITELIST), ("blacklist", master.BLACKLIST)):
-        if not os.path.exists(path):
-            continue
-        nets, problems = read_list(path)
-        for p in problems:
-            say(f"warning: {p} (line skipped)")
-        v4 = [str(n) for n in nets if n.version == 4]
-        v6 = [str(n) for n in nets if n.version == 6]
-        fw.load(base, v4, v6)
-        say(f"{base}: {len(v4)} IPv4 and {len(v6)} IPv6 entries from {path}")
+    """The white and black lists, then the last good copy of each block list
+    into its empty sets (at boot the network may be down: start never downloads)."""
+    for base in ("whitelist", "blacklist"):
+        lists.load_static(fw, master, base, say, missing_ok=True)
+    lists.load_cached(fw, master, say)
 
 
 def restore(fw, mods: Dict[str, config.Settings], now: float, say: Say) -> Dict[str, int]:
@@ -154,28 +149,38 @@ def status(say: Say = print, environ=os.environ) -> int:
     pid = supervisor_pid(master.RUN_DIR)
     say(f"Watcher: {'running, supervisor pid %d since %s' % (pid, _since(os.path.join(master.RUN_DIR, 'watcher.pid'))) if pid else 'not running'}"
         f" (firewall {master.FIREWALL})")
+    forwarded = {}          # MX's count of lines handed to MB, shown beside MB's own counters
     for token, s in mods.items():
         mpid = read_pid(s.pid_file)
         up = alive(mpid, s.name)
-        say(f"Watch{token}: " + (f"running, pid {mpid} since {_since(s.pid_file)}" if up else "not running"))
+        say(f"Watch{token}: " + (f"running, pid {mpid} since {_since(s.pid_file)}" if up else "not running")
+            + (" (companion of WatchMX: reads what it forwards)" if token == "MB" else ""))
         try:
             with open(s.stats_file) as f:
                 st = json.load(f)
             say(f"  lines read {st['lines']}, untreated {st['untreated']}, ignored {st['ignored']}, "
-                f"no valid address {st.get('invalid', 0)}, forwarded {st.get('forwarded', 0)}"
+                f"no valid address {st.get('invalid', 0)}, refused (forged sender) {st.get('refused', 0)}, "
+                f"forwarded {st.get('forwarded', 0)}"
                 + ("" if up else " (last run)"))
+            forwarded[token] = st.get("forwarded", 0)
             if st["rules"]:
                 say("  matched per rule: " + ", ".join(f"{r} {n}" for r, n in
                                                        sorted(st["rules"].items(), key=lambda kv: -kv[1])))
         except (OSError, ValueError, KeyError):
             say("  no counters yet")
+        if token == "MB" and "MX" in mods:
+            say(f"  WatchMX forwarded {forwarded.get('MX', 0)} lines to it; its affairs are counted in "
+                f"WatchMX's database (addresses above)")
         if os.path.exists(s.database) and token != "MB":
             db = Database(s.database)
             try:
                 c = db.counts(now)
             finally:
                 db.close()
-            say(f"  addresses tracked {c['tracked']}, in tarpit {c['tarpit']}, in custody {c['custody']}")
+            say(f"  addresses tracked {c['tracked']}, in tarpit {c['tarpit']}, in custody {c['custody']}"
+                + (" (WatchMX and WatchMB together)" if token == "MX" and "MB" in mods else ""))
+    for line in lists.status_lines(master):
+        say(line)
     fw = fwmod.backend(master, say=lambda _: None)
     if master.FIREWALL == "dry-run":
         say("Sets: dry-run, kernel untouched")
