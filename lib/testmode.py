@@ -9,9 +9,27 @@ import json
 import sys
 from typing import Dict, IO, Iterable, Optional
 
+from lib import scan
 from lib.addresses import parse_peer
 from lib.errors import WatcherError
 from lib.rules import Filter
+from lib.sender import PREFIX, split
+
+
+_PEERS: Dict[Optional[str], Optional[str]] = {}
+
+
+def _peer(text: Optional[str]) -> Optional[str]:
+    """parse_peer's answer as text, remembered: a log names the same attackers again and again."""
+    try:
+        return _PEERS[text]
+    except KeyError:
+        pass
+    addr = parse_peer(text)
+    if len(_PEERS) >= 100000:
+        _PEERS.clear()
+    _PEERS[text] = out = str(addr) if addr is not None else None
+    return out
 
 
 def verdict_of(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> dict:
@@ -25,17 +43,18 @@ def verdict_of(flt: Filter, line: str, companions: Dict[str, Filter], depth: int
     if v.action == "forward":
         return {"rule": v.rule, "ip": None, "action": "forward"}
     if v.action == "inject":
-        addr = parse_peer(v.ip)
-        if addr is None:           # matched, but no valid peer: never injects
+        ip = _peer(v.ip)
+        if ip is None:             # matched, but no valid peer: never injects
             return {"rule": v.rule, "ip": None, "action": "ignore"}
-        return {"rule": v.rule, "ip": str(addr), "action": "inject"}
+        return {"rule": v.rule, "ip": ip, "action": "inject"}
     # success (a login that clears affairs) and superflous lines count nothing
     return {"rule": v.rule, "ip": None, "action": "ignore"}
 
 
 def _lines(stream) -> Iterable[str]:
+    """Lines as the module sees them: bytes repaired, Watcher's sender prefix taken off."""
     for raw in stream:
-        yield raw.rstrip(b"\r\n").replace(b"\0", b"").decode("utf-8", "replace")
+        yield split(raw.rstrip(b"\r\n").replace(b"\0", b"").decode("utf-8", "replace"))[1]
 
 
 def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_json: bool) -> int:
@@ -43,26 +62,28 @@ def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_jso
     per_rule: Dict[str, int] = {}
     addresses: Dict[str, int] = {}
     write = out.write
-    for n, line in enumerate(_lines(stream), 1):
-        r = verdict_of(flt, line, companions)
-        total += 1
-        if as_json:
+    if as_json:
+        for n, line in enumerate(_lines(stream), 1):
             obj = {"line": n}
-            obj.update(r)
+            obj.update(verdict_of(flt, line, companions))
             write(json.dumps(obj) + "\n")
-            continue
+        return 0
+    # the summary needs no line order: lib.scan runs the ladder only on lines a rule can decide
+    for k, r in scan.verdicts(scan.ladder_guards(flt.source), flt.superflous, stream,
+                              lambda line: verdict_of(flt, split(line)[1], companions), exact_prefix=PREFIX):
+        total += k
         action = r["action"]
         if r["rule"]:
-            per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + 1
+            per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + k
         if action == "untreated":
-            untreated += 1
+            untreated += k
         elif action == "inject":
-            injected += 1
-            addresses[r["ip"]] = addresses.get(r["ip"], 0) + 1
+            injected += k
+            addresses[r["ip"]] = addresses.get(r["ip"], 0) + k
         elif action == "forward":
-            forwarded += 1
+            forwarded += k
         else:
-            ignored += 1
+            ignored += k
     if not as_json:
         write(f"Lines: {total}, inject: {injected}, ignore: {ignored}, forward: {forwarded}, "
               f"untreated: {untreated}\n")

@@ -24,7 +24,9 @@ from lib.dnsclass import Background, Classifier, make_resolver
 from lib.errors import WatcherError
 from lib.fifo import FifoReader, ensure_fifo
 from lib.log import LogFile, NullLog
+from lib import sender
 from lib.rules import Filter
+from lib.sender import SenderCheck
 
 
 def rules_dir(settings) -> str:
@@ -35,11 +37,13 @@ class Counters:
     def __init__(self, now: float):
         self.started, self.lines, self.untreated, self.ignored = now, 0, 0, 0
         self.forwarded, self.invalid, self.rules = 0, 0, {}
+        self.refused = 0          # lines whose kernel-vouched sender is not the daemon's
+        self.last_line = None     # epoch of the last line read: `watcher.py report` judges a silent FIFO by it
 
     def as_dict(self) -> dict:
         return {"pid": os.getpid(), "started": self.started, "lines": self.lines,
                 "untreated": self.untreated, "ignored": self.ignored, "forwarded": self.forwarded,
-                "invalid": self.invalid, "rules": self.rules}
+                "invalid": self.invalid, "refused": self.refused, "rules": self.rules, "last_line": self.last_line}
 
     def save(self, path: str) -> None:
         tmp = path + ".tmp"
@@ -80,6 +84,7 @@ class Module:
         self.tracker, self.filter, self.forward, self.now = tracker, flt, forward, now
         self.counters = Counters(now())
         self._oddities = set()
+        self.senders = SenderCheck(settings.SENDER_CHECK, settings.SENDER_USERS, settings.SENDER_PROGRAMS)
 
     def oddity(self, kind: str) -> None:
         """Log an odd input once per kind, not once per line."""
@@ -90,6 +95,14 @@ class Module:
     def handle(self, line: str):
         c = self.counters
         c.lines += 1
+        c.last_line = self.now()
+        creds, line = sender.split(line)
+        refused = self.senders.refuse(creds)
+        if refused:                 # a forged line: somebody else wrote what the daemon would
+            c.refused += 1
+            self.oddity(f"line refused: {refused}")
+            self.trace.write(f"[REFUSED] {refused}: '{line[:300]}'")
+            return None
         try:
             v = self.filter.filter(line)
         except Exception as e:      # a rule's bug must not stop the module

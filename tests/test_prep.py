@@ -78,7 +78,8 @@ def test_syslog_config_paths_follow_the_settings(tmp_path):
     env = settings_env(tmp_path)
     s = config.load(None, env)
     text = syslogconf.rsyslog(s, ["LG"])
-    assert f'pipe="{tmp_path}/pipes/WatchLG"' in text and "auth.*;authpriv.*" in text
-    assert 'action.resumeRetryCount="-1"' in text
+    assert f'pipe="{tmp_path}/pipes/WatchLG"' in text and 'prifilt("auth,authpriv.*")' in text
+    assert 'action.resumeRetryCount="-1"' in text and 'queue.saveOnShutdown="on"' in text
+    assert '$inputname == "imuxsock"' in text and "[watcher uid=%$!uid%" in text
     ng = syslogconf.syslog_ng(s, ["LG"], "s_sys")
     assert f'pipe("{tmp_path}/pipes/WatchLG"' in ng and "source(s_sys)" in ng
