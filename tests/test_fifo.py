@@ -91,3 +91,26 @@ def test_lines_peeked_but_not_committed_stay_for_the_next_reader(tmp_path):
     assert drain(second, 1) == ["three"]
     os.close(logger)
     second.close()
+
+
+def test_fifo_for_a_logger_that_runs_as_syslog(tmp_path, monkeypatch):
+    """Ubuntu's rsyslog drops privileges to the user syslog: the FIFO must be its group's
+    to read and write (ompipe opens it read-write), and nobody else's."""
+    import pwd
+    import stat
+    from lib import fifo
+
+    class Syslog:
+        pw_uid, pw_gid = 104, 110
+    monkeypatch.setattr(fifo.pwd, "getpwnam", lambda name: Syslog if name == "syslog" else pwd.getpwnam(name))
+    assert fifo.logger_owner() == (0, 110)
+    path = str(tmp_path / "WatchLG")
+    ensure_fifo(path)
+    st = os.stat(path)
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (0, 110)
+    monkeypatch.setattr(fifo.pwd, "getpwnam", lambda name: (_ for _ in ()).throw(KeyError(name)))
+    other = str(tmp_path / "WatchMX")
+    ensure_fifo(other)
+    assert stat.S_IMODE(os.stat(other).st_mode) == 0o600          # Debian: rsyslog runs as root
