@@ -1,7 +1,8 @@
 """Settings: plain KEY=VALUE files, later wins.
 
 Order: built-in defaults, `watcher.conf` in MASTER_PATH, the module's
-`WatchXX.conf`, then the file named by $WATCHER_CONF.  Every value is parsed
+`WatchXX.conf` (for WatchMB, WatchMX.conf first: the companion shares its
+database and settings), then the file named by $WATCHER_CONF.  Every value is parsed
 and checked here, once; an unknown key or a bad value stops the program with
 'FILE:LINE: what is wrong' instead of being guessed at.  `$MASTER_PATH` and
 `$MODULE_PATH` may be used inside values.
@@ -15,6 +16,7 @@ from lib.errors import WatcherError, located
 
 MASTER_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = ("LG", "MX", "MB", "WB")
+COMPANION_OF = {"MB": "MX"}     # WatchMB reads what WatchMX forwards and counts in its database
 
 
 def module_dir(token: str) -> str:
@@ -80,6 +82,32 @@ def _names(value: str) -> Tuple[str, ...]:
     return names
 
 
+def _networks(value: str) -> Tuple:
+    nets = []
+    for item in (v for v in value.replace(",", " ").split() if v):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an address or network (a comma-separated list)") from None
+    return tuple(nets)
+
+
+def _owners(value: str) -> Dict[str, str]:
+    """'shop.example.test:alice@example.test,blog.example.test:bob@example.test' -> {host: address}."""
+    owners: Dict[str, str] = {}
+    for item in (v for v in value.replace(",", " ").split() if v):
+        host, sep, mail = item.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?", host):
+            raise ValueError(f"{item!r} is not VHOST:ADDRESS (e.g. shop.example.test:alice@example.test)")
+        if host.lower() in owners:
+            raise ValueError(f"{host!r} is given twice")
+        try:
+            owners[host.lower()] = _mail(mail)
+        except ValueError:
+            raise ValueError(f"{item!r}: {mail!r} is not one e-mail address") from None
+    return owners
+
+
 def _url(value: str) -> str:
     if not re.match(r"https?://\S+$", value):
         raise ValueError("must be an http:// or https:// URL")
@@ -111,6 +139,10 @@ KEYS: Dict[str, Tuple[str, Callable[[str], object]]] = {
     "FIFO_SILENCE_WARN": ("86400", _positive),
     "SENDER_USERS": ("", _names),
     "SENDER_PROGRAMS": ("", _names),
+    "TRUSTED_PROXIES": ("", _networks),
+    "FLOOD_REQUESTS": ("600", _positive),
+    "FLOOD_WINDOW": ("60", _positive),
+    "VHOST_OWNERS": ("", _owners),
 }
 
 _LINE = re.compile(r"([A-Z][A-Z0-9_]*)\s*=\s*(.*)")
@@ -213,6 +245,12 @@ def load(module: Optional[str] = None, environ: Mapping = os.environ,
     mpath = os.path.join(master_path, "modules", f"Watch{module}") if module else master_path
     raw = {k: (default, "built-in default", None) for k, (default, _) in keys.items()}
     files = [os.path.join(master_path, "watcher.conf")]
+    owner = COMPANION_OF.get(module)
+    if owner:       # a companion shares its owner's database and settings, then adds its own
+        files.append(os.path.join(master_path, "modules", f"Watch{owner}", f"Watch{owner}.conf"))
+        mpath_data = os.path.join(master_path, "modules", f"Watch{owner}")
+    else:
+        mpath_data = mpath
     if module:
         files.append(os.path.join(mpath, f"Watch{module}.conf"))
     if environ.get("WATCHER_CONF"):
@@ -225,7 +263,8 @@ def load(module: Optional[str] = None, environ: Mapping = os.environ,
                 raw[key] = (value, path, n)
     values, origins = {}, {}
     for key, (value, path, n) in raw.items():
-        text = value.replace("$MASTER_PATH", master_path).replace("$MODULE_PATH", mpath)
+        text = value.replace("$MASTER_PATH", master_path).replace(
+            "$MODULE_PATH", mpath_data if key == "DATA_DIR" else mpath)
         try:
             values[key] = keys[key][1](text)
         except ValueError as e:

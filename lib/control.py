@@ -104,7 +104,8 @@ def start(say: Say = print, environ=os.environ, wait: float = 10.0) -> int:
     waiting = set(mods)
     while waiting and time.monotonic() < end:
         waiting = {t for t in waiting if not alive(read_pid(mods[t].pid_file), mods[t].name)}
-        time.sleep(0.05)
+        if waiting:
+            time.sleep(0.01)
     if waiting:
         names = ", ".join("Watch" + t for t in sorted(waiting))
         raise WatcherError(f"{names} did not come up within {wait:.0f}s; see {master.LOG_DIR}/Watch*.log")
@@ -175,10 +176,13 @@ def status(say: Say = print, environ=os.environ) -> int:
             db = Database(s.database)
             try:
                 c = db.counts(now)
+                hosts = db.top_vhosts()     # WatchWB records the virtual host of each affair
             finally:
                 db.close()
             say(f"  addresses tracked {c['tracked']}, in tarpit {c['tarpit']}, in custody {c['custody']}"
                 + (" (WatchMX and WatchMB together)" if token == "MX" and "MB" in mods else ""))
+            if hosts:
+                say("  top virtual hosts by affairs: " + ", ".join(f"{h} {n}" for h, n in hosts))
     for line in lists.status_lines(master):
         say(line)
     fw = fwmod.backend(master, say=lambda _: None)

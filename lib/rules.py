@@ -27,7 +27,7 @@ import re
 import stat
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from lib import extract
+from lib import extract, weblog
 from lib.addresses import parse_peer
 from lib.errors import WatcherError, located
 
@@ -42,6 +42,7 @@ class Verdict(NamedTuple):
     ip: Optional[str]           # text as the rule cut it; validated by the caller
     port: Optional[int] = None
     to: Optional[str] = None    # forward target module
+    vhost: Optional[str] = None     # WatchWB: the virtual host the request was for
 
 
 IGNORE = Verdict("ignore", None, None)
@@ -76,12 +77,12 @@ def check_owner(path: str, euid: Optional[int] = None) -> None:
 def _verdict_functions(module: str) -> Dict[str, Callable]:
     default = extract.DEFAULTS.get(module, extract.from_port)
 
-    def inject(RULE, REPLY, ip=None, port=None):
+    def inject(RULE, REPLY, ip=None, port=None, vhost=None):
         if ip is None:
             ip, port = default(REPLY)
         elif isinstance(ip, tuple):
             ip, port = ip
-        return Verdict("inject", RULE, ip, port)
+        return Verdict("inject", RULE, ip, port, vhost=vhost)
 
     def success(RULE, REPLY, ip=None):
         if ip is None:
@@ -99,13 +100,19 @@ def _verdict_functions(module: str) -> Dict[str, Callable]:
     return {"inject": inject, "success": success, "forward": forward, "ignore": ignore}
 
 
-def _namespace(module: str) -> dict:
+def _namespace(module: str, rules_dir: Optional[str] = None, check_perms: bool = True) -> dict:
     ns = {"__builtins__": __builtins__, "Verdict": Verdict, "IGNORE": IGNORE}
     ns.update(_verdict_functions(module))
     for name in ("token_after", "from_port", "first_from", "bare_port", "bracket", "field",
                  "message", "begins", "peer_after", "from_before", "peer_ending", "ssh2_peer",
-                 "sshd_cut", "from_end"):
+                 "sshd_cut", "from_end",
+                 "program", "postfix_mta", "postfix_client", "postfix_reject", "postfix_unverified",
+                 "dovecot_reason", "dovecot_login", "dovecot_passdb", "courier_peer", "dbmail_message", "dbmail_peer",
+                 "mailbox_peer"):
         ns[name] = getattr(extract, name)
+    # WatchWB's web_* names (lib.weblog), bound to a Web of this namespace's own: each
+    # assembled filter keeps its own flood window and reads rules_dir's lists
+    ns.update(weblog.names(module, rules_dir, check_owner if check_perms else None))
     return ns
 
 
@@ -147,7 +154,7 @@ def compile_rule(path: str, module: str = "LG", check_perms: bool = True):
     for stmt in tree.body[0].body:          # line numbers of the file, not of the wrapper
         ast.increment_lineno(stmt, -1)
     tree = ast.fix_missing_locations(_PassRuleAndReply().visit(tree))
-    ns = _namespace(module)
+    ns = _namespace(module, os.path.dirname(path), check_perms)
     exec(compile(tree, path, "exec"), ns)
     return ns["_rule"]
 
@@ -202,7 +209,7 @@ class Filter:
                      "    return None\n")
         self.source = "".join(parts)
         tree = ast.fix_missing_locations(_PassRuleAndReply().visit(ast.parse(self.source)))
-        ns = _namespace(module)
+        ns = _namespace(module, rules_dir, check_perms)
         ns["SUPERFLOUS"] = tuple(self.superflous)
         self.filename = f"<filter of {rules_dir}>"
         exec(compile(tree, self.filename, "exec"), ns)

@@ -29,8 +29,28 @@ from lib.rules import Filter
 from lib.sender import SenderCheck
 
 
+BATCH_LINES = 500       # one database transaction and one firewall flush cover at most this many lines
+BATCH_SECONDS = 0.05    # or this much work, whichever comes first
+
+
 def rules_dir(settings) -> str:
     return os.path.join(settings.module_path, "rules")
+
+
+class HeldLog:
+    """Decision lines held back until their batch is in the database and the kernel:
+    the log never tells of a ban that a crash undid."""
+
+    def __init__(self, log):
+        self.log, self.lines = log, []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        lines, self.lines = self.lines, []
+        for text in lines:
+            self.log.write(text)
 
 
 class Counters:
@@ -66,11 +86,10 @@ class Forwarder:
             path = self.settings.fifo(to)
             ensure_fifo(path)
             fd = self._fds[to] = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        data = (line + "\n").encode("utf-8", "replace")
-        while True:
+        data = memoryview((line + "\n").encode("utf-8", "replace"))
+        while data:
             try:
-                os.write(fd, data)
-                return
+                data = data[os.write(fd, data):]       # a long line may go in several writes
             except BlockingIOError:        # companion's pipe full: wait for it to drain
                 time.sleep(0.001)
 
@@ -96,6 +115,7 @@ class Module:
         c = self.counters
         c.lines += 1
         c.last_line = self.now()
+        raw = line                  # forwarded as it came, credentials and all
         creds, line = sender.split(line)
         refused = self.senders.refuse(creds)
         if refused:                 # a forged line: somebody else wrote what the daemon would
@@ -123,7 +143,7 @@ class Module:
         if v.action == "forward":
             c.forwarded += 1
             if self.forward:
-                self.forward(v.to, line)
+                self.forward(v.to, raw)
             return None
         addr = parse_peer(v.ip)
         if addr is None:
@@ -133,7 +153,7 @@ class Module:
         if v.action == "success":
             return self.tracker.success(addr, v.rule, self.now())
         try:
-            return self.tracker.inject(addr, v.rule, v.port, self.now())
+            return self.tracker.inject(addr, v.rule, v.port, self.now(), vhost=v.vhost)
         except WatcherError as e:   # firewall refused: the database has it, start restores it
             self.log.write(f"[{v.rule}] {addr}: firewall error: {e}")
             return None
@@ -170,14 +190,17 @@ def run(settings, stop_after: Optional[float] = None) -> int:
         raise WatcherError("needs root to change the firewall (or set FIREWALL=dry-run)")
     flt = Filter(rules_dir(settings), settings.module)
     db = Database(settings.database)
-    fw = fwmod.backend(settings, say=log.write)
+    fw = fwmod.backend(settings, say=log.write, feeds=False)    # bans only: no feed sets, nor lib.lists' 7 MB
     protected = Protected.load(settings.WHITELIST)
     background = None
     if settings.DNS_CLASSIFY:
         resolver = make_resolver(settings.DNS_SERVER, settings.DNS_TIMEOUT)
         background = Background(Classifier(resolver).classify)
+    fw.keep_process()           # one long-lived `ipset -` for this module's bans
+    db.checkpoint_aside()       # the disk syncs of WAL checkpoints off the reading thread
+    held = HeldLog(log)
     tracker = Tracker(settings.module, db, fw, protected, settings.MAX_AFFAIRS, settings.TARPIT_TIMEOUT,
-                      log, classify=background.submit if background else None)
+                      held, classify=background.submit if background else None)
     ensure_fifo(settings.fifo())
     module = Module(settings, fw, log, trace, tracker, flt, Forwarder(settings))
     reader = FifoReader(settings.fifo(), on_oddity=module.oddity)
@@ -199,21 +222,45 @@ def run(settings, stop_after: Optional[float] = None) -> int:
     signal.signal(signal.SIGHUP, lambda *_: flags.__setitem__("hup", True))
     deadline = time.monotonic() + stop_after if stop_after else None
     next_save = 0.0
+
+    def settle() -> None:
+        """After a commit: tell the kernel what the batch decided, then log it."""
+        try:
+            fw.flush()
+        except WatcherError as e:       # the database has it: `watcher.py start` restores it
+            log.write(f"firewall error: {e}")
+        held.flush()
+
+    def handle(lines) -> None:
+        """Lines in batches: each one database transaction (BATCH_LINES, BATCH_SECONDS),
+        committed before the kernel is told."""
+        i = 0
+        while i < len(lines):
+            end, until = min(len(lines), i + BATCH_LINES), time.monotonic() + BATCH_SECONDS
+            with db.transaction():
+                while i < end:
+                    module.handle(lines[i])
+                    i += 1
+                    if time.monotonic() > until:
+                        break
+            settle()
+
     try:
         while not flags["stop"]:
             for key, _ in sel.select(timeout=1.0):
                 if key.data == "fifo":
-                    for line in reader.peek():
-                        module.handle(line)
-                    reader.commit()             # out of the pipe only once acted on and committed
+                    handle(reader.peek())
+                    reader.commit()             # out of the pipe only once in the database
                     if reader.partial:          # half a line in the pipe: let the writer finish it
                         time.sleep(0.005)
                 elif key.data == "dns":
-                    for ip, result in background.answers():
-                        try:
-                            tracker.classified(ip, result)
-                        except WatcherError as e:
-                            log.write(f"[DNS] {ip}: firewall error: {e}")
+                    with db.transaction():
+                        for ip, result in background.answers():
+                            try:
+                                tracker.classified(ip, result)
+                            except WatcherError as e:
+                                log.write(f"[DNS] {ip}: firewall error: {e}")
+                    settle()
                 else:
                     try:
                         os.read(wake_r, 512)
@@ -238,6 +285,7 @@ def run(settings, stop_after: Optional[float] = None) -> int:
                 pass
         if background:
             background.close()
+        fw.close()
         db.close()
     return 0
 

@@ -59,3 +59,14 @@ def test_mistakes_name_file_and_line(tmp_path, text, message):
 def test_missing_watcher_conf_file_is_an_error(tmp_path):
     with pytest.raises(WatcherError, match="no such file"):
         config.load("LG", {"WATCHER_CONF": str(tmp_path / "nope.conf")}, str(tmp_path))
+
+
+def test_companion_mb_takes_mx_settings_and_database(tmp_path):
+    for token, text in (("MX", "MAX_AFFAIRS=3\nSENDER_USERS=root,postfix\n"), ("MB", "TARPIT_TIMEOUT=30\n")):
+        (tmp_path / "modules" / f"Watch{token}").mkdir(parents=True)
+        write(tmp_path / "modules" / f"Watch{token}" / f"Watch{token}.conf", text)
+    mb = config.load("MB", environ={}, master_path=str(tmp_path))
+    assert (mb.MAX_AFFAIRS, mb.TARPIT_TIMEOUT, mb.SENDER_USERS) == (3, 30, ("root", "postfix"))
+    assert mb.database == config.load("MX", environ={}, master_path=str(tmp_path)).database \
+        == str(tmp_path / "modules" / "WatchMX" / "WatchMX.db")
+    assert config.load("MX", environ={}, master_path=str(tmp_path)).TARPIT_TIMEOUT == 60   # not the other way
