@@ -4,7 +4,7 @@
   ./watcher.py start | stop [--flush] | restart | status
   ./watcher.py ban IP [--module XX] | unban IP
   ./watcher.py test MODULE [LOGFILE|-] [--json]
-  ./watcher.py syslog-config rsyslog|syslog-ng
+  ./watcher.py syslog-config rsyslog|syslog-ng|apache|nginx
   ./watcher.py report [--mail]
 """
 import argparse
@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
-from lib import config, control, syslogconf, testmode  # noqa: E402
+from lib import config, syslogconf, testmode  # noqa: E402
 from lib.errors import UsageError, cli_main  # noqa: E402
 from lib.rules import Filter  # noqa: E402
 from lib.supervise import installed_modules, supervise  # noqa: E402
@@ -43,8 +43,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("module", metavar="MODULE", help="LG, MX, MB or WB")
     t.add_argument("logfile", nargs="?", default="-", help="log file, or - for standard input")
     t.add_argument("--json", action="store_true", help="one JSON object per input line")
-    c = sub.add_parser("syslog-config", help="print the system logger's configuration for the FIFOs")
-    c.add_argument("logger", choices=["rsyslog", "syslog-ng"])
+    c = sub.add_parser("syslog-config", help="print the system logger's configuration for the FIFOs "
+                                             "(apache, nginx: the web server's, for WatchWB)")
+    c.add_argument("logger", choices=["rsyslog", "syslog-ng", "apache", "nginx"])
     c.add_argument("--source", default="s_src", help="syslog-ng source name (default s_src)")
     r = sub.add_parser("report", help="the Watcher-Report: warnings, firewall, dynloaders, databases")
     r.add_argument("--mail", action="store_true", help="mail it to REPORTMAIL instead of printing it")
@@ -58,6 +59,8 @@ def main(argv) -> int:
     if args.command is None:
         p.print_help()
         return 64
+    if args.command != "test":      # `test` starts faster without the block lists' imports (http, ssl)
+        from lib import control
     if args.command == "start":
         return control.start()
     if args.command == "stop":
@@ -80,6 +83,9 @@ def main(argv) -> int:
         if token == "MX" and "MB" in installed_modules():
             companions["MB"] = Filter(rules_dir(config.load("MB")), "MB", check_perms=False)
         return testmode.run(flt, companions, testmode.open_input(args.logfile), sys.stdout, args.json)
+    if args.command == "syslog-config" and args.logger in ("apache", "nginx"):
+        sys.stdout.write(syslogconf.apache() if args.logger == "apache" else syslogconf.nginx())
+        return 0
     if args.command == "syslog-config":
         s = config.load(None)
         mods = installed_modules()

@@ -40,8 +40,10 @@ class Tracker:
         self.max, self.timeout, self.log = max_affairs, tarpit_timeout, log
         self.classify = classify          # submit(ip): ask DNS in the background
         self.known: Dict[str, Classification] = known if known is not None else {}
-        self._attempts: Dict[Tuple[str, Optional[int]], Tuple[float, set]] = {}
-        self._last: Dict[str, Tuple[str, Optional[int]]] = {}      # latest attempt key per address
+        # address -> its recent attempts (start, rule bits, port), the latest last: one small
+        # tuple per address, so a flood of 100,000 new addresses costs a few MB, not 50
+        self._attempts: Dict[str, Tuple[Tuple[float, int, Optional[int]], ...]] = {}
+        self._bits: Dict[str, int] = {}   # rule -> its bit in an attempt's rule bits
         self._asked = set()               # asked DNS once in this process; the answer lands in `known`
 
     # -- helpers --------------------------------------------------------
@@ -53,33 +55,43 @@ class Tracker:
         DEDUP_SECONDS, each rule at most once; a rule seen again starts the
         next attempt (a second password on the same connection).
         """
+        bit = self._bits.get(rule)
+        if bit is None:
+            bit = self._bits[rule] = 1 << len(self._bits)
+        atts = self._attempts.get(ip, ())
         if port is None:
-            last = self._attempts.get(self._last.get(ip))
-            if last and now - last[0] <= DEDUP_SECONDS and rule not in last[1]:
-                last[1].add(rule)
-                return True
-            self._start((ip, None), rule, now)
+            if atts:
+                t, bits, p = atts[-1]
+                if now - t <= DEDUP_SECONDS and not bits & bit:
+                    self._attempts[ip] = atts[:-1] + ((t, bits | bit, p),)
+                    return True
+            self._start(ip, atts, (now, bit, None), now)
             return False
-        key = (ip, port)
-        seen = self._attempts.get(key)
-        if seen and now - seen[0] <= DEDUP_SECONDS and rule not in seen[1]:
-            seen[1].add(rule)
-            return True
-        pending = self._attempts.pop((ip, None), None)      # a port-less line just before
-        if pending and now - pending[0] <= DEDUP_SECONDS and rule not in pending[1]:
-            pending[1].add(rule)
-            self._attempts[key] = pending
-            self._last[ip] = key
-            return True
-        self._start(key, rule, now)
+        for k, (t, bits, p) in enumerate(atts):
+            if p == port:
+                if now - t <= DEDUP_SECONDS and not bits & bit:
+                    self._attempts[ip] = atts[:k] + ((t, bits | bit, p),) + atts[k + 1:]
+                    return True
+                break
+        for t, bits, p in atts:
+            if p is None:                   # a port-less line just before: taken out in any case
+                atts = tuple(a for a in atts if a[2] is not None)
+                if now - t <= DEDUP_SECONDS and not bits & bit:
+                    self._start(ip, atts, (t, bits | bit, port), now)
+                    return True
+                break
+        self._start(ip, atts, (now, bit, port), now)
         return False
 
-    def _start(self, key: Tuple[str, Optional[int]], rule: str, now: float) -> None:
-        if len(self._attempts) > 100000:
-            self._attempts = {k: v for k, v in self._attempts.items() if now - v[0] <= DEDUP_SECONDS}
-            self._last = {ip: k for ip, k in self._last.items() if k in self._attempts}
-        self._attempts[key] = (now, {rule})
-        self._last[key[0]] = key
+    def _start(self, ip: str, atts: tuple, attempt: Tuple[float, int, Optional[int]], now: float) -> None:
+        """`attempt` replaces the address's attempt of its port and becomes the latest."""
+        if len(self._attempts) > 100000:    # stale attempts are as good as none: drop them
+            kept = {}
+            for addr, old in self._attempts.items():
+                if any(now - a[0] <= DEDUP_SECONDS for a in old):     # the latest stays last
+                    kept[addr] = tuple(a for a in old[:-1] if now - a[0] <= DEDUP_SECONDS) + old[-1:]
+            self._attempts = kept
+        self._attempts[ip] = tuple(a for a in atts if a[2] != attempt[2]) + (attempt,)
 
     def _apply(self, host: Host, now: float, rule: str) -> Decision:
         """Tell the firewall what the (committed) host row says."""
@@ -103,7 +115,8 @@ class Tracker:
         return replace(host, affairs=affairs, dropped=dropped, tarpit_until=until, **changes)
 
     # -- verbs ----------------------------------------------------------
-    def inject(self, addr, rule: str, port: Optional[int] = None, now: Optional[float] = None) -> Decision:
+    def inject(self, addr, rule: str, port: Optional[int] = None, now: Optional[float] = None,
+               vhost: Optional[str] = None) -> Decision:
         now = time.time() if now is None else now
         ip = str(addr)
         why = self.protected.why(addr)
@@ -125,7 +138,7 @@ class Tracker:
                 ask = host.cls == UNKNOWN and ip not in self.known and ip not in self._asked
             host = self._ladder(host, max(affairs, 1), now, rule=rule, module=self.module, last_seen=now)
             self.db.put(host)
-            self.db.add_event(now, ip, rule, self.module)
+            self.db.add_event(now, ip, rule, self.module, vhost)
         if ask and self.classify is not None:
             self._asked.add(ip)
             self.classify(ip)

@@ -13,13 +13,17 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from lib.errors import WatcherError
 
-SCHEMA_VERSION = 1
-MIGRATIONS = {}   # version n -> SQL that turns an n database into n+1
+SCHEMA_VERSION = 2
+MIGRATIONS = {    # version n -> SQL that turns an n database into n+1 (one transaction each)
+    1: "BEGIN IMMEDIATE; ALTER TABLE events ADD COLUMN vhost TEXT; "
+       "CREATE INDEX IF NOT EXISTS events_vhost ON events(vhost); PRAGMA user_version = 2; COMMIT;",
+}
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,48 @@ class Database:
             version += 1
             self.conn.execute(f"PRAGMA user_version = {version}")
 
+    def checkpoint_aside(self, interval: float = 1.0) -> None:
+        """Copy the write-ahead log into the database from a thread of its own, every
+        `interval` seconds, instead of inside a commit: a checkpoint syncs the disk
+        (milliseconds), and a module must not stall its reading for it."""
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop_checkpoints = threading.Event()
+
+        def work(path=self.path, stop=self._stop_checkpoints):
+            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            try:
+                while not stop.wait(interval):
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error:
+                        pass                # busy now: the next round copies it
+            finally:
+                conn.close()
+
+        self._checkpoints = threading.Thread(target=work, name="wal-checkpoint", daemon=True)
+        self._checkpoints.start()
+
     def close(self) -> None:
+        if getattr(self, "_checkpoints", None) is not None:
+            self._stop_checkpoints.set()
+            self._checkpoints.join(timeout=5)
+            self._checkpoints = None
         self.conn.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        """One IMMEDIATE transaction; inside another one (a module's batch), a savepoint
+        of it, so a failed step undoes only itself and the batch commits at its end."""
+        if self.conn.in_transaction:
+            self.conn.execute("SAVEPOINT step")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK TO step")
+                self.conn.execute("RELEASE step")
+                raise
+            self.conn.execute("RELEASE step")
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -114,9 +155,9 @@ class Database:
                           (host.ip, host.cls, host.name, host.rule, host.module, host.introduced,
                            host.last_seen, host.affairs, host.dropped, host.tarpit_until))
 
-    def add_event(self, now: float, ip: str, rule: str, module: str) -> None:
-        self.conn.execute("INSERT INTO events (time, ip, rule, module) VALUES (?,?,?,?)",
-                          (now, ip, rule, module))
+    def add_event(self, now: float, ip: str, rule: str, module: str, vhost: Optional[str] = None) -> None:
+        self.conn.execute("INSERT INTO events (time, ip, rule, module, vhost) VALUES (?,?,?,?,?)",
+                          (now, ip, rule, module, vhost))
 
     def clear(self, ip: str, keep_custody: bool = False) -> bool:
         """Forget an address's affairs and tarpit (and custody unless kept)."""
@@ -167,23 +208,30 @@ class Database:
                 (*chunk, now))]
         return out
 
-    def introduced_per_day(self) -> List[Tuple[str, str, int]]:
-        """(local day YYYY-MM-DD, class, addresses first seen that day)."""
+    def introduced_per_day(self, vhost: Optional[str] = None) -> List[Tuple[str, str, int]]:
+        """(local day YYYY-MM-DD, class, addresses first seen that day [on that virtual host])."""
+        if vhost is not None:
+            return self.conn.execute(
+                "SELECT date(f.t, 'unixepoch', 'localtime') AS d, coalesce(h.class, 'UNKNOWN') AS c, count(*) "
+                "FROM (SELECT ip, min(time) AS t FROM events WHERE vhost = ? GROUP BY ip) f "
+                "LEFT JOIN hosts h ON h.ip = f.ip GROUP BY d, c", (vhost,)).fetchall()
         return self.conn.execute(
             "SELECT date(introduced, 'unixepoch', 'localtime') AS d, class, count(*) FROM hosts "
             "GROUP BY d, class").fetchall()
 
-    def dropped_per_day(self) -> List[Tuple[str, int]]:
-        """(local day, addresses put into custody that day)."""
+    def dropped_per_day(self, vhost: Optional[str] = None) -> List[Tuple[str, int]]:
+        """(local day, addresses put into custody that day [that had affairs on that virtual host])."""
+        only = " AND ip IN (SELECT ip FROM events WHERE vhost = ?)" if vhost is not None else ""
         return self.conn.execute(
             "SELECT date(dropped, 'unixepoch', 'localtime') AS d, count(*) FROM hosts "
-            "WHERE dropped IS NOT NULL GROUP BY d").fetchall()
+            f"WHERE dropped IS NOT NULL{only} GROUP BY d", (vhost,) if only else ()).fetchall()
 
-    def affairs_per_day(self) -> List[Tuple[str, str, int]]:
-        """(local day, rule, affairs counted that day) from the events table."""
+    def affairs_per_day(self, vhost: Optional[str] = None) -> List[Tuple[str, str, int]]:
+        """(local day, rule, affairs counted that day [on that virtual host]) from the events table."""
+        only = "WHERE vhost = ? " if vhost is not None else ""
         return self.conn.execute(
             "SELECT date(time, 'unixepoch', 'localtime') AS d, rule, count(*) FROM events "
-            "GROUP BY d, rule").fetchall()
+            f"{only}GROUP BY d, rule", (vhost,) if only else ()).fetchall()
 
     def class_counts(self) -> dict:
         return dict(self.conn.execute("SELECT class, count(*) FROM hosts GROUP BY class").fetchall())
@@ -192,8 +240,21 @@ class Database:
         return self.conn.execute("SELECT rule, count(*) AS n FROM events GROUP BY rule "
                                  "ORDER BY n DESC, rule LIMIT ?", (limit,)).fetchall()
 
-    def top_attackers(self, since: float, limit: int = 10) -> List[Tuple[str, int, str]]:
-        """(address, affairs since `since`, class) of the busiest addresses."""
+    def top_attackers(self, since: float, limit: int = 10,
+                      vhost: Optional[str] = None) -> List[Tuple[str, int, str]]:
+        """(address, affairs since `since` [on that virtual host], class) of the busiest addresses."""
+        only = "AND e.vhost = ? " if vhost is not None else ""
         return self.conn.execute(
             "SELECT e.ip, count(*) AS n, coalesce(h.class, '?') FROM events e LEFT JOIN hosts h ON h.ip = e.ip "
-            "WHERE e.time >= ? GROUP BY e.ip ORDER BY n DESC, e.ip LIMIT ?", (since, limit)).fetchall()
+            f"WHERE e.time >= ? {only}GROUP BY e.ip ORDER BY n DESC, e.ip LIMIT ?",
+            (since, vhost, limit) if only else (since, limit)).fetchall()
+
+    def vhosts(self) -> List[str]:
+        """The virtual hosts that affairs were counted for (WatchWB), by name."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT vhost FROM events WHERE vhost IS NOT NULL ORDER BY vhost")]
+
+    def top_vhosts(self, limit: int = 5) -> List[Tuple[str, int]]:
+        """(virtual host, affairs) of the most attacked virtual hosts."""
+        return self.conn.execute("SELECT vhost, count(*) AS n FROM events WHERE vhost IS NOT NULL GROUP BY vhost "
+                                 "ORDER BY n DESC, vhost LIMIT ?", (limit,)).fetchall()

@@ -14,14 +14,18 @@ optionally prefixed, e.g. by `ip netns exec NS`), `DryRun` (logs what it
 would do) and `Recording` (in memory, for unit tests).
 """
 import os
+import re
+import select
 import shutil
 import subprocess
+import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from lib.errors import WatcherError
 
 CHAIN = "WATCHER"
 MAXELEM = 1048576
+MIN_HASHSIZE = 1024
 # name -> ipset type and options; order is the chain's order after the whitelist
 DROP_SETS = ("highjackers", "custody", "tarpit", "blacklist")
 SET_TYPES = {
@@ -42,11 +46,129 @@ def family_sets(name: str) -> Tuple[str, str]:
     return name, name + "6"
 
 
-def _create_args(name: str, base: str, family: str) -> List[str]:
+def _create_args(name: str, base: str, family: str, entries: int = 0) -> List[str]:
+    """`ipset create` arguments; a set about to hold `entries` gets a hash that fits them
+    from the start (growing one entry at a time rehashes it again and again)."""
     args = [name, SET_TYPES.get(base, "hash:net"), "family", family, "maxelem", str(MAXELEM)]
+    if entries > MIN_HASHSIZE * 2:
+        args += ["hashsize", str(1 << (entries // 2 - 1).bit_length())]
     if base == "tarpit":
         args += ["timeout", "0"]
     return args
+
+
+MARKER_SET = "custody"
+MARKER = f"test {MARKER_SET} 127.0.0.1"        # loopback is never banned: always 'is NOT in set'
+MARKER_REPLIES = (f"127.0.0.1 is NOT in set {MARKER_SET}.", f"Warning: 127.0.0.1 is in set {MARKER_SET}.")
+
+
+class _Stalled(Exception):
+    pass
+
+
+class IpsetStream:
+    """One long-lived `ipset -exist -` process, fed the commands of a module's bans.
+
+    Interactive ipset applies each line as soon as it reads it (a long-lived
+    `ipset restore` would apply nothing before its end of input): about 20 us
+    a command, against more than a millisecond for a process per command.
+    It writes nothing for a command that worked and one line on standard
+    error for one that failed, while `test` always answers there.  So every
+    batch ends with MARKER, and the batch is done when MARKER's answer comes:
+    any line before it is a failure.  A batch with a failure, or a process
+    that died or gave no answer within `timeout`, is applied again through
+    `fallback` (`ipset -exist restore`, which names the line that failed);
+    every command is idempotent (-exist), so applying one twice does no harm.
+    A dead process is started anew at the next batch.
+    """
+
+    def __init__(self, argv: Sequence[str], fallback: Callable[[List[str]], List[str]], timeout: float = 5.0):
+        self.argv, self.fallback, self.timeout = list(argv), fallback, timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.started = 0                # processes started (1 + restarts)
+        self.fallbacks = 0              # batches applied again through `fallback`
+        self._buf = b""
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, close_fds=True)
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        self._buf = b""
+        self.started += 1
+
+    def apply(self, commands: List[str]) -> List[str]:
+        """Apply `commands` (ipset command lines); the failures as 'COMMAND: message'."""
+        if not commands:
+            return []
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            failed = self._exchange(commands)
+        except (OSError, ValueError, _Stalled):
+            self.close(kill=True)
+            failed = ["process"]
+        if not failed:
+            return []
+        self.fallbacks += 1
+        return self.fallback(commands)
+
+    def _exchange(self, commands: List[str]) -> List[str]:
+        """Write the batch and MARKER, reading answers meanwhile (a full error pipe must not
+        block ipset while we wait to write); the lines that came before MARKER's answer."""
+        data = memoryview(("".join(c + "\n" for c in commands) + MARKER + "\n").encode())
+        fin, ferr = self.proc.stdin.fileno(), self.proc.stderr.fileno()
+        lines: List[str] = []
+        end = time.monotonic() + self.timeout
+        poller = select.poll()
+        poller.register(ferr, select.POLLIN)
+        poller.register(fin, select.POLLOUT)
+        while True:
+            if data:
+                try:
+                    data = data[os.write(fin, data):]
+                except BlockingIOError:
+                    pass
+                if not data:
+                    poller.unregister(fin)
+            try:
+                chunk = os.read(ferr, 65536)
+                if not chunk:
+                    raise OSError("ipset exited")
+                self._buf += chunk
+            except BlockingIOError:
+                pass
+            while b"\n" in self._buf:
+                raw, self._buf = self._buf.split(b"\n", 1)
+                line = raw.decode("utf-8", "replace").strip()
+                if line in MARKER_REPLIES:
+                    return lines
+                lines.append(line)
+                if len(lines) > len(commands):      # MARKER failed too: every line is in
+                    return lines
+            left = end - time.monotonic()
+            if left <= 0:
+                raise _Stalled()
+            poller.poll(left * 1000)
+
+    def close(self, kill: bool = False) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if kill:
+                proc.kill()
+            else:
+                proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        for f in (proc.stdin, proc.stderr):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
 
 
 def chain_rules(extra_sets: Sequence[str] = (), v6: bool = False) -> List[List[str]]:
@@ -65,6 +187,58 @@ class Ipset:
         self.prefix = list(prefix)
         self.state_file = state_file
         self.extra_sets = list(extra_sets)   # dynloader sets, hash:net, dropped like highjackers
+        self.stream: Optional[IpsetStream] = None
+        self._queue: List[str] = []
+
+    # -- a module's bans: one long-lived process, commands queued until flush() --
+    def keep_process(self, timeout: float = 5.0) -> None:
+        """From now on tarpit, custody and release queue their command; `flush` applies the
+        queue through one long-lived `ipset -` process (see IpsetStream)."""
+        if self.stream is None:
+            self.stream = IpsetStream(self.prefix + ["ipset", "-exist", "-"], self._apply_restore, timeout)
+
+    def _do(self, command: str) -> None:
+        if self.stream is not None:
+            self._queue.append(command)
+        else:
+            self._run(["ipset", "-exist"] + command.split())
+
+    def flush(self) -> int:
+        """Apply the queued commands; FirewallError names those the kernel refused
+        (after a second try).  Returns how many were applied."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return 0
+        failed = self.stream.apply(queue)
+        if failed:
+            more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+            raise FirewallError(f"ipset refused {len(failed)} of {len(queue)} commands: "
+                                + "; ".join(failed[:3]) + more)
+        return len(queue)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+    def _apply_restore(self, commands: List[str]) -> List[str]:
+        """Apply commands through `ipset -exist restore`, going on after a line that fails
+        (restore stops there, the lines before it applied); the failures."""
+        failed = []
+        while commands:
+            r = self._run(["ipset", "-exist", "restore"], stdin="".join(c + "\n" for c in commands), check=False)
+            if r.returncode == 0:
+                break
+            m = re.search(r"Error in line (\d+): (.*)", r.stderr)
+            if not m or not 0 < int(m.group(1)) <= len(commands):
+                return failed + [f"{c}: {r.stderr.strip() or 'ipset restore failed'}" for c in commands]
+            k, why = int(m.group(1)), m.group(2).strip()
+            bad, commands = commands[k - 1], commands[k:]
+            failed.append(f"{bad}: {why}")
+            if "set with the given name does not exist" in why:     # the same for all the set's lines
+                gone = bad.split()[1]
+                failed += [f"{c}: {why}" for c in commands if c.split()[1] == gone]
+                commands = [c for c in commands if c.split()[1] != gone]
+        return failed
 
     # -- plumbing -------------------------------------------------------
     def _run(self, argv: List[str], stdin: Optional[str] = None, check: bool = True):
@@ -173,17 +347,18 @@ class Ipset:
                 for tool in ("iptables", "ip6tables")}
 
     def tarpit(self, ip: str, seconds: int, v6: bool) -> None:
-        sfx = "6" if v6 else ""
-        self._run(["ipset", "-exist", "add", "tarpit" + sfx, ip, "timeout", str(int(seconds))])
+        self._do(f"add tarpit{'6' if v6 else ''} {ip} timeout {int(seconds)}")
 
     def custody(self, ip: str, v6: bool) -> None:
-        sfx = "6" if v6 else ""
-        self._run(["ipset", "-exist", "add", "custody" + sfx, ip])
+        self._do(f"add custody{'6' if v6 else ''} {ip}")
 
     def release(self, ip: str, v6: bool, tarpit_only: bool = False) -> None:
         sfx = "6" if v6 else ""
         names = ["tarpit"] if tarpit_only else ["tarpit", "custody"]
-        self._restore([f"del {n}{sfx} {ip}" for n in names])
+        if self.stream is not None:
+            self._queue += [f"del {n}{sfx} {ip}" for n in names]
+        else:
+            self._restore([f"del {n}{sfx} {ip}" for n in names])
 
     def release_all(self, ips: Iterable[str]) -> None:
         """Take many addresses out of tarpit and custody in one `ipset restore`
@@ -220,7 +395,8 @@ class Ipset:
         lines, counts = [], {}
         for sfx, fam, entries in (("", "inet", entries_v4), ("6", "inet6", entries_v6)):
             name, tmp = base + sfx, f"{base}{sfx}-new"
-            lines += [f"destroy {tmp}", "create " + " ".join(_create_args(tmp, base, fam))]
+            entries = entries if isinstance(entries, (list, tuple, set, dict)) else list(entries)
+            lines += [f"destroy {tmp}", "create " + " ".join(_create_args(tmp, base, fam, len(entries)))]
             n = 0
             for e in entries:
                 lines.append(f"add {tmp} {e}" + (f" timeout {timeouts[e]}" if e in timeouts else ""))
@@ -266,12 +442,14 @@ class Ipset:
 
 def _drop_first_destroys(lines: List[str], have: dict) -> List[str]:
     """Leave out 'destroy X-new' of a leftover set that does not exist."""
-    out = []
+    out, created = [], set()
     for line in lines:
-        words = line.split()
-        if words[0] == "destroy" and words[1] not in have and not any(
-                o.startswith(f"create {words[1]} ") for o in out):
-            continue
+        if line.startswith(("destroy ", "create ")):       # (100,000 'add' lines need no look)
+            words = line.split()
+            if words[0] == "create":
+                created.add(words[1])
+            elif words[1] not in have and words[1] not in created:
+                continue
         out.append(line)
     return out
 
@@ -289,6 +467,15 @@ class DryRun:
 
     def jump_present(self) -> Dict[str, bool]:
         return {}
+
+    def keep_process(self, timeout: float = 5.0) -> None:     # each verb is applied at once here
+        pass
+
+    def flush(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
 
     def tarpit(self, ip: str, seconds: int, v6: bool) -> None:
         self.say(f"dry-run: ipset -exist add tarpit{'6' if v6 else ''} {ip} timeout {int(seconds)}")
@@ -359,10 +546,13 @@ class Recording(DryRun):
         return {k: len(v) for k, v in self.sets.items()}
 
 
-def backend(settings, say: Callable[[str], None] = print, prefix: Sequence[str] = ()):
-    """The firewall the settings ask for, with a set pair per feed of the FEEDS file."""
-    from lib.lists import feed_sets     # here, not at the top: lib.lists builds on this module
-    extra = feed_sets(settings)
+def backend(settings, say: Callable[[str], None] = print, prefix: Sequence[str] = (), feeds: bool = True):
+    """The firewall the settings ask for, with a set pair per feed of the FEEDS file
+    (feeds=False: without them, for a module that only bans and releases addresses)."""
+    extra = []
+    if feeds:
+        from lib.lists import feed_sets     # here, not at the top: lib.lists builds on this module
+        extra = feed_sets(settings)
     if settings.FIREWALL == "dry-run":
         return DryRun(say, extra_sets=extra)
     return Ipset(os.path.join(settings.RUN_DIR, "firewall.created"), prefix=prefix, extra_sets=extra)

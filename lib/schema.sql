@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS events (
     time   REAL NOT NULL,
     ip     TEXT NOT NULL,
     rule   TEXT NOT NULL,
-    module TEXT NOT NULL
+    module TEXT NOT NULL,
+    vhost  TEXT                     -- WatchWB: the virtual host the request was for; NULL elsewhere
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
-PRAGMA user_version = 1;
+CREATE INDEX IF NOT EXISTS events_vhost ON events(vhost);
+PRAGMA user_version = 2;

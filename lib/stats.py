@@ -17,6 +17,14 @@ StatXX-YYYYMMDD.csv, with a hand-drawn SVG chart of introduced against
 dropped per day: shown by the HTML alternative of the mail and attached
 inline as image/svg+xml (a file any browser opens).  When the mail cannot
 be sent the CSV is written to DATA_DIR and the command says where.
+
+Per virtual host (WatchWB records the host with each affair): the same
+table over that host's affairs alone (introduced: first affair on that host;
+dropped: put into custody after affairs there), mailed to the host's owner
+(VHOST_OWNERS; REPORTMAIL when it has none) with the host's busiest
+addresses, as StatXX-HOST-YYYYMMDD.csv.  Such a mail names no other host and
+no address that was not counted on its host, so customers stay apart; the
+server's total still goes to REPORTMAIL.
 """
 import argparse
 import csv
@@ -27,7 +35,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from lib.db import Database
 from lib.errors import UsageError, WatcherError
@@ -54,11 +62,12 @@ class Table:
         return out.getvalue()
 
 
-def table(db: Database) -> Table:
-    """The per-day table of one database (local days, see the module docstring)."""
-    intro = db.introduced_per_day()
-    drops = db.dropped_per_day()
-    affairs = db.affairs_per_day()
+def table(db: Database, vhost: Optional[str] = None) -> Table:
+    """The per-day table of one database, or of one virtual host's affairs in it (local days,
+    see the module docstring)."""
+    intro = db.introduced_per_day(vhost)
+    drops = db.dropped_per_day(vhost)
+    affairs = db.affairs_per_day(vhost)
     rules = sorted({r for _, r, _ in affairs})
     classes = list(CLASSES) + sorted({c for _, c, _ in intro} - set(CLASSES))
     header = list(BASE_COLUMNS) + classes + [f"rule:{r}" for r in rules]
@@ -153,8 +162,8 @@ def stamp(now: float) -> str:
     return time.strftime("%Y%m%dT%H:%M:%S", time.localtime(now))
 
 
-def file_name(token: str, now: float, ext: str = "csv") -> str:
-    return f"Stat{token}-{time.strftime('%Y%m%d', time.localtime(now))}.{ext}"
+def file_name(token: str, now: float, ext: str = "csv", vhost: Optional[str] = None) -> str:
+    return f"Stat{token}-{vhost + '-' if vhost else ''}{time.strftime('%Y%m%d', time.localtime(now))}.{ext}"
 
 
 def summary(t: Table) -> str:
@@ -165,23 +174,48 @@ def summary(t: Table) -> str:
             f"{drop} dropped into custody.")
 
 
-def message(token: str, t: Table, to: str, now: float, host: str = ""):
-    """The statistics mail: text and HTML with the chart, the SVG inline, the CSV attached."""
+def message(token: str, t: Table, to: str, now: float, host: str = "", vhost: Optional[str] = None,
+            top: Sequence[Tuple[str, int, str]] = ()):
+    """The statistics mail: text and HTML with the chart, the SVG inline, the CSV attached.
+    With `vhost`: one virtual host's statistics and its busiest addresses (`top`), for its owner."""
     from lib.mail import new_message
-    title = f"Watch{token}: introduced against dropped per day" + (f" on {host}" if host else "")
-    svg = chart_svg(t, title)
-    text = (f"Statistics of Watch{token}" + (f" on {host}" if host else "") + f", {stamp(now)}.\n\n"
-            f"{summary(t)}\n\nThe CSV ({file_name(token, now)}) opens in any spreadsheet; the chart "
-            f"is {file_name(token, now, 'svg')} (open it in a browser).\n")
-    msg = new_message(to, f"Statistics-{token} {stamp(now)}", text)
+    what = f"Watch{token}" + (f" for {vhost}" if vhost else "") + (f" on {host}" if host else "")
+    csv_name, svg_name = file_name(token, now, vhost=vhost), file_name(token, now, "svg", vhost)
+    svg = chart_svg(t, f"{what}: introduced against dropped per day")
+    busiest = "".join(f"  {ip:<39} {n:6d}  {cls}\n" for ip, n, cls in top)
+    if vhost:
+        busiest = (f"Addresses with the most affairs on {vhost}:\n{busiest}" if busiest
+                   else f"No affairs on {vhost} in the database.\n")
+    text = (f"Statistics of {what}, {stamp(now)}.\n\n{summary(t)}\n\n" + (busiest + "\n" if busiest else "")
+            + f"The CSV ({csv_name}) opens in any spreadsheet; the chart is {svg_name} (open it in a browser).\n")
+    msg = new_message(to, f"Statistics-{token}{' ' + vhost if vhost else ''} {stamp(now)}", text)
     msg.add_alternative(
-        f"<html><body><p>Statistics of Watch{token}{' on ' + html.escape(host) if host else ''}, "
-        f"{stamp(now)}.</p><p>{html.escape(summary(t))}</p>\n{svg}"
-        f"<p>The CSV is attached as {file_name(token, now)}.</p></body></html>\n", subtype="html")
-    msg.add_attachment(svg.encode(), maintype="image", subtype="svg+xml",
-                       filename=file_name(token, now, "svg"), disposition="inline")
-    msg.add_attachment(t.to_csv().encode(), maintype="text", subtype="csv", filename=file_name(token, now))
+        f"<html><body><p>Statistics of {html.escape(what)}, {stamp(now)}.</p><p>{html.escape(summary(t))}</p>\n"
+        + (f"<pre>{html.escape(busiest)}</pre>\n" if busiest else "")
+        + f"{svg}<p>The CSV is attached as {csv_name}.</p></body></html>\n", subtype="html")
+    msg.add_attachment(svg.encode(), maintype="image", subtype="svg+xml", filename=svg_name, disposition="inline")
+    msg.add_attachment(t.to_csv().encode(), maintype="text", subtype="csv", filename=csv_name)
     return msg
+
+
+@dataclass(frozen=True)
+class Report:
+    """One mail StatXX sends: the server's total (vhost None) or one virtual host's."""
+    to: str
+    table: Table
+    vhost: Optional[str] = None
+    top: Tuple[Tuple[str, int, str], ...] = ()
+
+
+def reports(db: Database, settings) -> List[Report]:
+    """The total for REPORTMAIL, then one report per virtual host for its owner (VHOST_OWNERS,
+    else REPORTMAIL)."""
+    out = [Report(settings.REPORTMAIL, table(db))]
+    owners = settings.get("VHOST_OWNERS") or {}
+    for vhost in db.vhosts():
+        out.append(Report(owners.get(vhost, settings.REPORTMAIL), table(db, vhost), vhost,
+                          tuple(db.top_attackers(0, 10, vhost))))
+    return out
 
 
 def main(token: str, argv: Sequence[str], environ=None, now: Optional[float] = None,
@@ -200,29 +234,44 @@ def main(token: str, argv: Sequence[str], environ=None, now: Optional[float] = N
     now = time.time() if now is None else now
     db = Database(settings.database)
     try:
-        t = table(db)
+        if args.vhost is not None:
+            vhost = args.vhost.lower()
+            if vhost not in db.vhosts():
+                raise UsageError(f"--vhost {args.vhost}: no affairs recorded for it "
+                                 f"(known: {', '.join(db.vhosts()) or 'none'})")
+            todo = [Report(settings.REPORTMAIL, table(db, vhost), vhost)]
+        else:
+            todo = reports(db, settings)
     finally:
         db.close()
-    if args.stdout:
-        out.write(t.to_csv())
-        return 0
-    if args.out:
-        _write(args.out, t.to_csv())
+    if args.stdout or args.out:
+        text = todo[0].table.to_csv()
+        if args.stdout:
+            out.write(text)
+        else:
+            _write(args.out, text)
         return 0
     log = LogFile(settings.log_file, f"Stat{token}", now=lambda: now)
-    msg = message(token, t, settings.REPORTMAIL, now, socket.gethostname())
-    try:
-        how = send(msg, settings.MAILHOST, environ=environ)
-    except MailError as e:
-        kept = os.path.join(settings.DATA_DIR, file_name(token, now))
+    failed = []
+    for r in todo:
+        t, what = r.table, f"statistics{' of ' + r.vhost if r.vhost else ''}"
+        msg = message(token, t, r.to, now, socket.gethostname(), r.vhost, r.top)
         try:
-            _write(kept, t.to_csv())
-        except WatcherError as w:
-            kept = f"nowhere ({w})"
-        _best_effort(log, f"statistics not mailed to {settings.REPORTMAIL}: {e}; CSV kept in {kept}")
-        raise MailError(f"statistics not mailed to {settings.REPORTMAIL}: {e}; the CSV is kept in {kept}") from None
-    _best_effort(log, f"statistics mailed to {settings.REPORTMAIL} {how} ({len(t.rows)} days)")
-    say(f"Stat{token}: statistics ({len(t.rows)} days) mailed to {settings.REPORTMAIL} {how}")
+            how = send(msg, settings.MAILHOST, environ=environ)
+        except MailError as e:
+            kept = os.path.join(settings.DATA_DIR, file_name(token, now, vhost=r.vhost))
+            try:
+                _write(kept, t.to_csv())
+            except WatcherError as w:
+                kept = f"nowhere ({w})"
+            _best_effort(log, f"{what} not mailed to {r.to}: {e}; CSV kept in {kept}")
+            failed.append(f"{what} not mailed to {r.to}: {e}; the CSV is kept in {kept}")
+            continue
+        _best_effort(log, f"{what} mailed to {r.to} {how} ({len(t.rows)} days)")
+        say(f"Stat{token}: {what} ({len(t.rows)} days) mailed to {r.to} {how}")
+    if failed:
+        more = f" (and {len(failed) - 1} more mails failed)" if len(failed) > 1 else ""
+        raise MailError(failed[0] + more)
     return 0
 
 
@@ -237,6 +286,7 @@ def _parser(token: str) -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--stdout", action="store_true", help="print the CSV instead of mailing it")
     g.add_argument("--out", metavar="FILE", help="write the CSV to FILE instead of mailing it")
+    p.add_argument("--vhost", metavar="NAME", help="only this virtual host's statistics (WatchWB)")
     return p
 
 

@@ -6,8 +6,10 @@ no whitelist.  --json prints exactly one object per input line, in order;
 a line MX forwards is run through MB's filter and reported with "via".
 """
 import json
+import os
+import stat
 import sys
-from typing import Dict, IO, Iterable, Optional
+from typing import Dict, IO, Iterable, Optional, Tuple
 
 from lib import scan
 from lib.addresses import parse_peer
@@ -16,6 +18,8 @@ from lib.rules import Filter
 from lib.sender import PREFIX, split
 
 
+PARALLEL_BYTES = 16 << 20     # a file this large is counted by several processes at once
+MAX_JOBS = 8
 _PEERS: Dict[Optional[str], Optional[str]] = {}
 
 
@@ -32,23 +36,34 @@ def _peer(text: Optional[str]) -> Optional[str]:
     return out
 
 
-def verdict_of(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> dict:
+UNTREATED = (None, None, "untreated", None)
+IGNORED = (None, None, "ignore", None)          # a superflous line
+
+
+def _verdict(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> Tuple:
+    """(rule, ip, action, via) of one line."""
     v = flt.filter(line)
     if v is None:
-        return {"rule": None, "ip": None, "action": "untreated"}
+        return UNTREATED
     if v.action == "forward" and v.to in companions and depth == 0:
-        out = verdict_of(companions[v.to], line, companions, depth + 1)
-        out["via"] = v.to
-        return out
+        return _verdict(companions[v.to], line, companions, depth + 1)[:3] + (v.to,)
     if v.action == "forward":
-        return {"rule": v.rule, "ip": None, "action": "forward"}
+        return v.rule, None, "forward", None
     if v.action == "inject":
         ip = _peer(v.ip)
         if ip is None:             # matched, but no valid peer: never injects
-            return {"rule": v.rule, "ip": None, "action": "ignore"}
-        return {"rule": v.rule, "ip": ip, "action": "inject"}
+            return v.rule, None, "ignore", None
+        return v.rule, ip, "inject", None
     # success (a login that clears affairs) and superflous lines count nothing
-    return {"rule": v.rule, "ip": None, "action": "ignore"}
+    return v.rule, None, "ignore", None
+
+
+def verdict_of(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> dict:
+    rule, ip, action, via = _verdict(flt, line, companions, depth)
+    out = {"rule": rule, "ip": ip, "action": action}
+    if via:
+        out["via"] = via
+    return out
 
 
 def _lines(stream) -> Iterable[str]:
@@ -69,17 +84,15 @@ def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_jso
             write(json.dumps(obj) + "\n")
         return 0
     # the summary needs no line order: lib.scan runs the ladder only on lines a rule can decide
-    for k, r in scan.verdicts(scan.ladder_guards(flt.source), flt.superflous, stream,
-                              lambda line: verdict_of(flt, split(line)[1], companions), exact_prefix=PREFIX):
+    for (rule, ip, action, _), k in _counts(flt, companions, stream).items():
         total += k
-        action = r["action"]
-        if r["rule"]:
-            per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + k
+        if rule:
+            per_rule[rule] = per_rule.get(rule, 0) + k
         if action == "untreated":
             untreated += k
         elif action == "inject":
             injected += k
-            addresses[r["ip"]] = addresses.get(r["ip"], 0) + k
+            addresses[ip] = addresses.get(ip, 0) + k
         elif action == "forward":
             forwarded += k
         else:
@@ -97,6 +110,23 @@ def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_jso
         if len(addresses) > 20:
             write(f"  ... and {len(addresses) - 20} more (--json lists every line)\n")
     return 0
+
+
+def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Tuple, int]:
+    """How many lines got each verdict.  A large regular file is split among the CPUs
+    this process may use; standard input is read by this process alone."""
+    counter = scan.Counter(scan.ladder_guards(flt.source), flt.superflous,
+                           lambda line: _verdict(flt, line, companions), IGNORED, UNTREATED,
+                           exact_prefix=PREFIX, strip=lambda line: split(line)[1])
+    try:
+        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.tell() == 0
+        size = os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        regular, size = False, 0
+    if regular and size >= PARALLEL_BYTES:
+        jobs = min(len(os.sched_getaffinity(0)), MAX_JOBS)
+        return scan.count_file(counter, stream.fileno(), jobs)
+    return scan.count_stream(counter, stream)
 
 
 def open_input(path: Optional[str]):

@@ -1,0 +1,287 @@
+"""Bulk matching for `watcher.py test`: a whole log's verdicts, the ladder run only where it can decide.
+
+Model: a rule decides a line only when its test holds, and the tests of
+Watcher's rules begin with plain substring checks (`Pattern in REPLY`,
+`begins(REPLY, ...)`, which implies that the line holds the text).  From
+the assembled ladder's source, `ladder_guards` derives the *guards*: a set
+of strings such that a line holding none of them gets no verdict from any
+rule.  A rule whose tests cannot be read that way (a loop, a call with
+effects before its first check) makes the guards unknown (None) and every
+line goes down the ladder as before.
+
+`verdicts` reads a log in large blocks and searches each block in C for
+the guards and for the superflous strings (one regular expression each,
+every branch anchored at the string's rarest character in that log, so the
+search skips most of the text).  Only lines holding a guard are cut out
+and run through the ladder; the others are counted as ignored (superflous)
+or untreated without being looked at one by one.  The counts and verdicts
+are exactly those of running the ladder on every line.
+"""
+import ast
+import os
+import pickle
+import re
+from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, Optional, Set, Tuple
+
+BLOCK = 8 << 20                 # bytes read at a time
+REPLY, BEGINS = "REPLY", "begins"
+
+
+# ---- guards: what a line must hold for any rule to decide it --------------
+def _strings(node, env: Dict[str, Tuple[str, ...]]) -> Optional[Tuple[str, ...]]:
+    """The string(s) a constant expression stands for: 'x', ('x', 'y') or a name bound to one."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return (node.value,)
+    if isinstance(node, ast.Tuple) and node.elts and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        return tuple(e.value for e in node.elts)
+    if isinstance(node, ast.Name):
+        return env.get(node.id)
+    return None
+
+
+def _test_guard(node, env) -> Optional[Set[str]]:
+    """Strings one of which the line holds whenever `node` is true; None when that cannot be told
+    or when evaluating `node` may do more than look at the line."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In) \
+            and isinstance(node.comparators[0], ast.Name) and node.comparators[0].id == REPLY:
+        found = _strings(node.left, env)
+        return set(found) if found and len(found) == 1 else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == BEGINS \
+            and len(node.args) == 2 and not node.keywords and isinstance(node.args[0], ast.Name) \
+            and node.args[0].id == REPLY:
+        found = _strings(node.args[1], env)       # the message begins with it, so the line holds it
+        return set(found) if found else None
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        parts = [_test_guard(v, env) for v in node.values]
+        return None if any(p is None for p in parts) else set().union(*parts)
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        best = None
+        for value in node.values:          # only up to the first test that is not a plain check
+            part = _test_guard(value, env)
+            if part is None:
+                break
+            if best is None or min(map(len, part)) > min(map(len, best)):
+                best = part
+        return best
+    return None
+
+
+def ladder_guards(source: str) -> Optional[FrozenSet[str]]:
+    """The guards of an assembled ladder (lib.rules.Filter.source), or None when unknown."""
+    try:
+        func = ast.parse(source).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    if any(isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and n.id in (REPLY, BEGINS)
+           for n in ast.walk(func)):
+        return None
+    body = list(func.body)
+    # the assembler's tail: `for s in SUPERFLOUS: ...` and `return None`
+    if len(body) < 2 or not isinstance(body[-2], ast.For) or not isinstance(body[-2].iter, ast.Name) \
+            or body[-2].iter.id != "SUPERFLOUS" or not isinstance(body[-1], ast.Return):
+        return None
+    env: Dict[str, Tuple[str, ...]] = {}
+    guards: Set[str] = set()
+    for stmt in body[:-2]:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name = stmt.targets[0].id
+            value = _strings(stmt.value, {}) if not isinstance(stmt.value, ast.Name) else None
+            if value is None and not isinstance(stmt.value, ast.Constant):
+                return None                 # an assignment that computes something
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        elif isinstance(stmt, ast.If) and not stmt.orelse:
+            part = _test_guard(stmt.test, env)
+            if part is None:
+                return None
+            guards |= part
+        elif isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            continue
+        else:
+            return None
+    if "" in guards:
+        return None
+    # a string that holds another guard adds nothing
+    return frozenset(g for g in guards if not any(o != g and o in g for o in guards))
+
+
+# ---- one regular expression for 'holds one of these strings' --------------
+def contains_regex(strings: Iterable[str], sample: str = "") -> "re.Pattern":
+    """A regex whose search finds a place where one of `strings` occurs (exactly).
+
+    Every branch starts with one of a few characters that are rare in
+    `sample` and that together occur in every string (a greedy weighted set
+    cover); the part of a string before that character is checked by a
+    look-behind.  All branches start with a literal, so the regex engine
+    skips in C every position that holds none of these characters.
+    """
+    strings = sorted(set(s for s in strings if s))
+    freq = {c: sample.count(c) + 1 for c in set("".join(strings))}
+    uncovered, anchors = set(strings), []
+    while uncovered:
+        best = min(set("".join(uncovered)), key=lambda c: (freq[c] / sum(c in s for s in uncovered), c))
+        anchors.append(best)
+        uncovered = {s for s in uncovered if best not in s}
+    groups: Dict[str, list] = {}
+    for s in strings:
+        c = min((a for a in anchors if a in s), key=lambda a: freq[a])
+        j = s.index(c)
+        rest = "(?<=" + re.escape(s[:j + 1]) + ")" if j else ""
+        groups.setdefault(c, []).append(rest + re.escape(s[j + 1:]))
+    branches = [re.escape(c) + (alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")")
+                for c, alts in sorted(groups.items())]
+    return re.compile("|".join(branches) if branches else "(?!)")
+
+
+# ---- the bulk pass -----------------------------------------------------------
+def blocks(stream, size: int = BLOCK) -> Iterator[str]:
+    """The stream's text in large pieces that end at a line end (the last one may not):
+    NULs dropped and bad UTF-8 replaced, as `watcher.py test` reads each line."""
+    rest = b""
+    while True:
+        chunk = stream.read(size)
+        if not chunk:
+            break
+        chunk = rest + chunk
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            rest = chunk
+            continue
+        rest = chunk[cut:]
+        yield chunk[:cut].replace(b"\0", b"").decode("utf-8", "replace")
+    if rest:
+        yield rest.replace(b"\0", b"").decode("utf-8", "replace")
+
+
+Key = Hashable
+
+
+class Counter:
+    """Counts the verdict keys of a log's lines, running the ladder (`decide`) only on
+    the lines that hold a guard; the others count as `ignored` (holding a superflous
+    string) or `untreated`.  A block with a line holding `exact_prefix` (which `strip`
+    takes off before the ladder sees the line: a string found may be in it) is decided
+    line by line."""
+
+    def __init__(self, guards: Optional[FrozenSet[str]], superflous: Iterable[str],
+                 decide: Callable[[str], Key], ignored: Key, untreated: Key, exact_prefix: str = "",
+                 strip: Callable[[str], str] = lambda line: line):
+        self.guards, self.superflous = guards, tuple(s for s in superflous if s)
+        self.decide, self.ignored, self.untreated, self.prefix = decide, ignored, untreated, exact_prefix
+        self.strip = strip
+        self.counts: Dict[Key, int] = {}
+        self._guard = self._sup_lines = None
+
+    def prepare(self, sample: str) -> None:
+        """Build the searches, their anchors chosen by the characters of `sample`."""
+        if self.guards is not None:
+            self._guard = contains_regex(self.guards, sample).search
+            sup = contains_regex(self.superflous, sample).pattern if self.superflous else "(?!)"
+            # one match per line that holds a superflous string: the match runs to the line's end
+            self._sup_lines = re.compile("(?:" + sup + ")()[^\n]*").findall
+
+    def add(self, text: str) -> None:
+        counts, decide = self.counts, self.decide
+        get = counts.get
+        if self.guards is None or "\r" in text or (self.prefix and self.prefix in text):
+            lines, strip = text.split("\n"), self.strip
+            if text.endswith("\n"):
+                lines.pop()
+            for line in lines:
+                key = decide(strip(line.rstrip("\r")))
+                counts[key] = get(key, 0) + 1
+            return
+        if self._guard is None:
+            self.prepare(text[:1 << 20])
+        guard, find, rfind, size = self._guard, text.find, text.rfind, len(text)
+        decided = []
+        m = guard(text)
+        while m:
+            start = rfind("\n", 0, m.start()) + 1
+            end = find("\n", m.end())
+            if end < 0:
+                end = size
+            decided.append(text[start:end])
+            m = guard(text, end + 1)
+        for line in decided:
+            key = decide(line)
+            counts[key] = get(key, 0) + 1
+        ignored = len(self._sup_lines(text))
+        if ignored and decided:
+            ignored -= len(self._sup_lines("\n".join(decided)))
+        rest = text.count("\n") + (0 if text.endswith("\n") else 1) - len(decided) - ignored
+        for key, n in ((self.ignored, ignored), (self.untreated, rest)):
+            if n:
+                counts[key] = get(key, 0) + n
+
+    def merge(self, counts: Dict[Key, int]) -> None:
+        for key, n in counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+
+
+def count_stream(counter: Counter, stream) -> Dict[Key, int]:
+    for text in blocks(stream):
+        counter.add(text)
+    return counter.counts
+
+
+class _Part:
+    """Bytes start..end of a file descriptor, read with pread: no shared file offset."""
+
+    def __init__(self, fd: int, start: int, end: int):
+        self.fd, self.pos, self.end = fd, start, end
+
+    def read(self, size: int) -> bytes:
+        data = os.pread(self.fd, min(size, self.end - self.pos), self.pos) if self.pos < self.end else b""
+        self.pos += len(data)
+        return data
+
+
+def count_file(counter: Counter, fd: int, jobs: int = 1) -> Dict[Key, int]:
+    """The counts of a regular file (an open descriptor), split at line ends into `jobs`
+    parts counted by forked processes at once (this process counts the first part)."""
+    size = os.fstat(fd).st_size
+    counter.prepare(os.pread(fd, 1 << 20, 0).replace(b"\0", b"").decode("utf-8", "replace"))
+    cuts = [0]
+    for k in range(1, jobs):
+        at = max(cuts[-1], size * k // jobs)
+        while at < size:                # to the next line end
+            chunk = os.pread(fd, 65536, at)
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                at += nl + 1
+                break
+            at += len(chunk)
+        cuts.append(min(at, size))
+    cuts.append(size)
+    parts = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a] or [(0, 0)]
+    children = []
+    for a, b in parts[1:]:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                    # the child: count its part, send the counts, leave at once
+            code = 1
+            try:
+                os.close(r)
+                for text in blocks(_Part(fd, a, b)):
+                    counter.add(text)
+                with os.fdopen(w, "wb") as out:
+                    pickle.dump(counter.counts, out)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        children.append((pid, r))
+    for text in blocks(_Part(fd, *parts[0])):
+        counter.add(text)
+    for pid, r in children:
+        with os.fdopen(r, "rb") as inp:
+            data = inp.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            raise RuntimeError(f"a counting process failed (status {status})")
+        counter.merge(pickle.loads(data))
+    return counter.counts
