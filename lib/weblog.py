@@ -40,7 +40,6 @@ import re
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
@@ -50,8 +49,8 @@ from lib.errors import WatcherError, located
 Peer = Tuple[Optional[str], Optional[int]]
 _APACHE_CODE = re.compile(r"\bAH\d{5}: ")   # Apache's message ids: the message (%M) starts there
 ACCESS_SUFFIX = "_access"           # the access logs' syslog tags: apache_access, nginx_access
-NATIVE_ACCESS = ("nginx_access",)
-APACHE_PROGRAMS = ("apache2", "httpd", "apache")   # Apache's error log tag: its program name   # tags of servers that send each access line as one message
+NATIVE_ACCESS = ("nginx_access",)  # tags of servers that send each access line as one message
+APACHE_PROGRAMS = ("apache2", "httpd", "apache")   # Apache's error log tag: its program name
 PATH_LIST, AGENT_LIST = "attack-paths", "bad-agents"
 MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
                                       "Oct", "Nov", "Dec"), 1)}
@@ -137,10 +136,7 @@ def syslog_time(line: str, now: Optional[float] = None) -> Optional[float]:
                 text = text[2:]
     stamp = text.split(" ", 1)[0]
     if len(stamp) >= 19 and stamp[4] == "-" and stamp[10] == "T":
-        try:
-            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
+        return _rfc3339(stamp)
     if len(text) >= 15 and text[:3] in MONTHS and text[6] == " " and text[9] == ":":
         now = time.time() if now is None else now
         try:
@@ -152,6 +148,25 @@ def syslog_time(line: str, now: Optional[float] = None) -> Optional[float]:
                     return t
         except ValueError:
             return None
+    return None
+
+
+def _rfc3339(stamp: str) -> Optional[float]:
+    """'2026-11-22T10:00:00[.fraction](Z|+01:00)' -> epoch (any number of fraction digits)."""
+    try:
+        t = float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+    rest = stamp[19:]
+    if rest.startswith("."):
+        digits = len(rest) - len(rest[1:].lstrip("0123456789"))
+        t += float("0" + rest[:digits]) if digits > 1 else 0.0
+        rest = rest[digits:]
+    if rest in ("Z", "z"):
+        return t
+    if len(rest) == 6 and rest[0] in "+-" and rest[3] == ":" and (rest[1:3] + rest[4:]).isdigit():
+        offset = int(rest[1:3]) * 3600 + int(rest[4:]) * 60
+        return t - offset if rest[0] == "+" else t + offset
     return None
 
 

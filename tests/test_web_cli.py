@@ -63,25 +63,6 @@ def test_the_loggers_route_the_web_facility_to_watchwb(instance):
     assert r.returncode == 64 and "apache" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("binary,argv", [("apache2", ["-t", "-f"]), ("nginx", ["-t", "-c"])])
-def test_the_web_server_accepts_what_watcher_prints(instance, tmp_path, binary, argv):
-    """Only where the server is installed (tests/test_web_servers.py runs both for real)."""
-    path = shutil.which(binary) or shutil.which("httpd" if binary == "apache2" else binary)
-    if not path:
-        pytest.skip(f"{binary} not installed")
-    snippet = tmp_path / "watcher.conf"
-    snippet.write_text(instance().run("syslog-config", "apache" if binary == "apache2" else "nginx").stdout)
-    main = tmp_path / "main.conf"
-    if binary == "apache2":
-        mods = next((d for d in ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules") if os.path.isdir(d)), "")
-        main.write_text(f"ServerRoot {tmp_path}\nLoadModule mpm_event_module {mods}/mod_mpm_event.so\n"
-                        f"Listen 127.0.0.1:18080\nPidFile {tmp_path}/pid\nInclude {snippet}\n")
-    else:
-        main.write_text(f"pid {tmp_path}/pid;\nerror_log {tmp_path}/err;\nevents {{}}\nhttp {{ include {snippet}; }}\n")
-    r = subprocess.run([path, *argv, str(main)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-
-
 # ---- settings ------------------------------------------------------------------------
 @pytest.mark.parametrize("line,words", [
     ("TRUSTED_PROXIES=10.0.0.1,10.0.0.300", "'10.0.0.300' is not an address or network"),
