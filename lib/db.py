@@ -11,7 +11,6 @@ and migrated when opened.
 """
 import contextlib
 import os
-import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -20,9 +19,8 @@ from typing import Iterator, List, Optional, Tuple
 from lib.errors import WatcherError
 
 SCHEMA_VERSION = 2
-MIGRATIONS = {    # version n -> SQL that turns an n database into n+1 (one transaction each)
-    1: "BEGIN IMMEDIATE; ALTER TABLE events ADD COLUMN vhost TEXT; "
-       "CREATE INDEX IF NOT EXISTS events_vhost ON events(vhost); PRAGMA user_version = 2; COMMIT;",
+MIGRATIONS = {    # version n -> statements that turn an n database into n+1 (run in one transaction)
+    1: "ALTER TABLE events ADD COLUMN vhost TEXT; CREATE INDEX IF NOT EXISTS events_vhost ON events(vhost)",
 }
 
 
@@ -56,6 +54,7 @@ def create(path: str, schema_path: str) -> bool:
     try:
         if not existed or _version(conn) == 0:
             conn.executescript(schema)
+            conn.execute("PRAGMA journal_mode=WAL")     # once, here: two writers switching at once collide
         os.chmod(path, 0o600)
     except sqlite3.DatabaseError as e:
         raise WatcherError(f"{path}: {e} (move the file aside and run ./Prep again)") from None
@@ -90,11 +89,24 @@ class Database:
     def _migrate(self, path: str, version: int) -> None:
         if version == 0 or version not in MIGRATIONS:
             raise WatcherError(f"{path}: not a Watcher database (user_version {version}); run ./Prep")
-        shutil.copy2(path, f"{path}.v{version}.bak")
-        while version < SCHEMA_VERSION:
-            self.conn.executescript(MIGRATIONS[version])
-            version += 1
-            self.conn.execute(f"PRAGMA user_version = {version}")
+        backup = sqlite3.connect(f"{path}.v{version}.bak")
+        try:
+            self.conn.backup(backup)          # a consistent copy, WAL contents included
+        finally:
+            backup.close()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = _version(self.conn)         # another process may have migrated meanwhile
+            while now < SCHEMA_VERSION:
+                for statement in MIGRATIONS[now].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                now += 1
+                self.conn.execute(f"PRAGMA user_version = {now}")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def checkpoint_aside(self, interval: float = 1.0) -> None:
         """Copy the write-ahead log into the database from a thread of its own, every
