@@ -181,6 +181,21 @@ def _alive(pid: int, name: str) -> bool:
         return False
 
 
+def reassert(db, fw, now: float) -> int:
+    """Put this module's custody and tarpit (back) into the kernel.  A module killed
+    between committing an affair and telling the kernel left that ban in the
+    database only; the restarted module makes the kernel agree with it."""
+    n = 0
+    for ip in db.custody():
+        fw.custody(ip, ":" in ip)
+        n += 1
+    for ip, left in db.tarpit(now):
+        fw.tarpit(ip, left, ":" in ip)
+        n += 1
+    fw.flush()
+    return n
+
+
 def run(settings, stop_after: Optional[float] = None) -> int:
     """Run the module of `settings` until SIGTERM; the body of WatchXX.py."""
     name = settings.name
@@ -205,6 +220,8 @@ def run(settings, stop_after: Optional[float] = None) -> int:
     module = Module(settings, fw, log, trace, tracker, flt, Forwarder(settings))
     reader = FifoReader(settings.fifo(), on_oddity=module.oddity)
     _write_pid(settings.pid_file)
+    if settings.FIREWALL != "dry-run":
+        reassert(db, fw, time.time())
     log.write(f"started: {len(flt.files)} rule files, FIFO {settings.fifo()} (pipe {reader.pipe_size} bytes), "
               f"firewall {settings.FIREWALL}, DNS {'on' if background else 'off'}")
     sel = selectors.DefaultSelector()

@@ -139,3 +139,23 @@ def test_a_foreign_set_of_the_wrong_type_is_not_taken_over(netns_pair, watcher_i
         assert r.returncode != 0 and "not Watcher's" in r.stderr and "Traceback" not in r.stderr
     finally:
         net.sh("ipset", "destroy", "custody", ns=net.srv, check=False)
+
+
+def test_a_restarted_module_puts_back_what_its_database_holds(netns_pair, watcher_in_srv):
+    """A module killed between its database commit and the kernel change: the
+    supervisor restarts it and the kernel agrees with the database again."""
+    import os
+    import signal
+    w, net = watcher_in_srv, netns_pair
+    assert w.run("start").returncode == 0
+    ip = net.atk_ips[2]
+    assert w.run("ban", ip).returncode == 0
+    net.sh("ipset", "del", "custody", ip, ns=net.srv)          # the kernel lost it, the database has it
+    assert net.connect(ip)
+    pidfile = w.path("run", "WatchLG.pid")
+    old = int(open(pidfile).read())
+    os.kill(old, signal.SIGKILL)
+    assert wait_for(lambda: net.in_set("custody", ip), 10)
+    assert not net.connect(ip)
+    assert int(open(pidfile).read()) != old
+    w.run("unban", ip)
