@@ -6,7 +6,6 @@ in a fresh namespace, `watcher.py start` runs and the clock stops when it
 returns; custody (and custody6) must then hold all N.  Later runs stop
 Watcher, flush the sets (as a reboot would leave them) and start again.
 """
-import os
 import shutil
 import sqlite3
 import tempfile

@@ -264,8 +264,8 @@ def ssh2_peer(text: str) -> Peer:
     while i >= 0:
         if ascii_only:
             m = _SSH2_PLACE.match(text, i + 6)
-            ip, port, after = (m.group(1), int(m.group(2)), m.end()) if m and m.group(1) and len(m.group(2)) <= 5 \
-                else (None, None, 0)
+            ip, digits = m.groups() if m else (None, "")
+            ip, port, after = (ip, int(digits), m.end()) if ip and len(digits) <= 5 else (None, None, 0)
         else:
             ip, end = _word(text, i + 6)
             port, after = _port_end(text, end)

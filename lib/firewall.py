@@ -26,6 +26,7 @@ from lib.errors import WatcherError
 CHAIN = "WATCHER"
 MAXELEM = 1048576
 MIN_HASHSIZE = 1024
+BULK = 5000             # a flush of more commands than this goes through `ipset restore`
 # name -> ipset type and options; order is the chain's order after the whitelist
 DROP_SETS = ("highjackers", "custody", "tarpit", "blacklist")
 SET_TYPES = {
@@ -209,7 +210,9 @@ class Ipset:
         queue, self._queue = self._queue, []
         if not queue:
             return 0
-        failed = self.stream.apply(queue)
+        # thousands at once (a restarted module re-asserting its bans): one `ipset restore`
+        # applies them several times faster than the interactive process
+        failed = self._apply_restore(queue) if len(queue) > BULK else self.stream.apply(queue)
         if failed:
             more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
             raise FirewallError(f"ipset refused {len(failed)} of {len(queue)} commands: "
@@ -221,8 +224,8 @@ class Ipset:
             self.stream.close()
 
     def _apply_restore(self, commands: List[str]) -> List[str]:
-        """Apply commands through `ipset -exist restore`, going on after a line that fails
-        (restore stops there, the lines before it applied); the failures."""
+        """Apply commands through `ipset -exist restore`, again without each line that
+        fails (restore stops there); the failures."""
         failed = []
         while commands:
             r = self._run(["ipset", "-exist", "restore"], stdin="".join(c + "\n" for c in commands), check=False)
@@ -232,7 +235,9 @@ class Ipset:
             if not m or not 0 < int(m.group(1)) <= len(commands):
                 return failed + [f"{c}: {r.stderr.strip() or 'ipset restore failed'}" for c in commands]
             k, why = int(m.group(1)), m.group(2).strip()
-            bad, commands = commands[k - 1], commands[k:]
+            # ipset sends the adds of one set together: those before the failed line may be
+            # lost with it, so all but that line go again (-exist: twice does no harm)
+            bad, commands = commands[k - 1], commands[:k - 1] + commands[k:]
             failed.append(f"{bad}: {why}")
             if "set with the given name does not exist" in why:     # the same for all the set's lines
                 gone = bad.split()[1]

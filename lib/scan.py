@@ -9,13 +9,14 @@ rule.  A rule whose tests cannot be read that way (a loop, a call with
 effects before its first check) makes the guards unknown (None) and every
 line goes down the ladder as before.
 
-`verdicts` reads a log in large blocks and searches each block in C for
+`Counter` takes a log in large blocks and searches each block in C for
 the guards and for the superflous strings (one regular expression each,
-every branch anchored at the string's rarest character in that log, so the
-search skips most of the text).  Only lines holding a guard are cut out
-and run through the ladder; the others are counted as ignored (superflous)
-or untreated without being looked at one by one.  The counts and verdicts
-are exactly those of running the ladder on every line.
+every branch anchored at one of a few characters that are rare in that
+log, so the search skips most of the text).  Only lines holding a guard
+are cut out and run through the ladder; the others are counted as ignored
+(superflous) or untreated without being looked at one by one.  The counts
+are exactly those of running the ladder on every line.  `count_file`
+splits a large file among forked processes, one per CPU.
 """
 import ast
 import os
@@ -24,6 +25,7 @@ import re
 from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, Optional, Set, Tuple
 
 BLOCK = 8 << 20                 # bytes read at a time
+SAMPLE = 256 << 10              # the start of a log whose characters choose the search anchors
 REPLY, BEGINS = "REPLY", "begins"
 
 
@@ -178,7 +180,8 @@ class Counter:
     def prepare(self, sample: str) -> None:
         """Build the searches, their anchors chosen by the characters of `sample`."""
         if self.guards is not None:
-            self._guard = contains_regex(self.guards, sample).search
+            # one match per line that holds a guard: from the guard to the line's end
+            self._guard = re.compile("(?:" + contains_regex(self.guards, sample).pattern + ")[^\n]*").finditer
             sup = contains_regex(self.superflous, sample).pattern if self.superflous else "(?!)"
             # one match per line that holds a superflous string: the match runs to the line's end
             self._sup_lines = re.compile("(?:" + sup + ")()[^\n]*").findall
@@ -195,17 +198,9 @@ class Counter:
                 counts[key] = get(key, 0) + 1
             return
         if self._guard is None:
-            self.prepare(text[:1 << 20])
-        guard, find, rfind, size = self._guard, text.find, text.rfind, len(text)
-        decided = []
-        m = guard(text)
-        while m:
-            start = rfind("\n", 0, m.start()) + 1
-            end = find("\n", m.end())
-            if end < 0:
-                end = size
-            decided.append(text[start:end])
-            m = guard(text, end + 1)
+            self.prepare(text[:SAMPLE])
+        rfind = text.rfind
+        decided = [text[rfind("\n", 0, a) + 1:b] for a, b in map(re.Match.span, self._guard(text))]
         for line in decided:
             key = decide(line)
             counts[key] = get(key, 0) + 1
@@ -244,7 +239,7 @@ def count_file(counter: Counter, fd: int, jobs: int = 1) -> Dict[Key, int]:
     """The counts of a regular file (an open descriptor), split at line ends into `jobs`
     parts counted by forked processes at once (this process counts the first part)."""
     size = os.fstat(fd).st_size
-    counter.prepare(os.pread(fd, 1 << 20, 0).replace(b"\0", b"").decode("utf-8", "replace"))
+    counter.prepare(os.pread(fd, SAMPLE, 0).replace(b"\0", b"").decode("utf-8", "replace"))
     cuts = [0]
     for k in range(1, jobs):
         at = max(cuts[-1], size * k // jobs)

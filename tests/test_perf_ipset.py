@@ -117,3 +117,15 @@ def test_dry_run_and_recording_keep_the_same_verbs():
     r.keep_process()
     r.custody("198.51.100.41", False)
     assert r.sets["custody"] == {"198.51.100.41": None}        # applied at once, as before
+
+
+def test_a_bulk_flush_goes_through_restore_and_still_names_refusals(ns, fw):
+    from lib.firewall import BULK
+    for i in range(BULK + 10):
+        fw.custody(f"10.3.{i // 250}.{i % 250 + 1}", False)
+    fw._queue.insert(5, "add no-such-set 10.4.0.1")
+    with pytest.raises(FirewallError) as e:
+        fw.flush()
+    assert "add no-such-set 10.4.0.1" in str(e.value)
+    assert len({ip for ip in members(ns, "custody") if ip.startswith("10.3.")}) == BULK + 10
+    assert fw.stream.started == 0          # the interactive process was not needed

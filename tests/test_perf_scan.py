@@ -1,0 +1,106 @@
+"""The bulk pass of `watcher.py test` (lib.scan) counts exactly what the ladder gives line by line.
+
+Guards come from the assembled ladder's source; a line that holds none of them
+is never given to the ladder.  The counts of the bulk pass (in one process and
+split among processes) must equal those of running every line through the
+ladder, on each shipped module's corpus and example lines and on awkward input:
+carriage returns, NULs, bad UTF-8, no final newline, Watcher's sender prefix."""
+import glob
+import io
+import os
+import re
+
+import pytest
+
+from conftest import ROOT
+from lib import scan, testmode
+from lib.rules import Filter
+from lib.sender import PREFIX, split
+
+MODULES = [t for t in ("LG", "MX", "MB", "WB") if os.path.isdir(os.path.join(ROOT, "modules", f"Watch{t}", "rules"))]
+_EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
+
+
+def ladder(token):
+    return Filter(os.path.join(ROOT, "modules", f"Watch{token}", "rules"), token, check_perms=False)
+
+
+def sample_lines(token):
+    lines = []
+    for path in glob.glob(os.path.join(ROOT, "modules", f"Watch{token}", "rules", "[0-9]*.rule*")):
+        with open(path, encoding="utf-8") as f:
+            lines += [m.group(1) for m in map(_EXAMPLE.match, (l.strip() for l in f)) if m]
+    for corpus in glob.glob(os.path.join(ROOT, "tests", "data", "*-corpus.txt")):
+        with open(corpus, encoding="utf-8") as f:
+            lines += [l.rstrip("\n").partition("\t")[2] for l in f if "\t" in l and not l.startswith("#")]
+    lines += ["", "Nov 22 10:00:00 srv CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
+              "Nov 22 10:00:00 srv kernel: something never seen"]
+    return lines
+
+
+def counts_line_by_line(flt, companions, data: bytes):
+    out = {}
+    for line in testmode._lines(io.BytesIO(data)):
+        key = testmode._verdict(flt, line, companions)
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def counter(flt, companions):
+    return scan.Counter(scan.ladder_guards(flt.source), flt.superflous,
+                        lambda line: testmode._verdict(flt, line, companions), testmode.IGNORED,
+                        testmode.UNTREATED, exact_prefix=PREFIX, strip=lambda line: split(line)[1])
+
+
+@pytest.mark.parametrize("token", MODULES)
+def test_bulk_counts_equal_the_ladder_line_by_line(token, tmp_path):
+    flt = ladder(token)
+    companions = {"MB": ladder("MB")} if token == "MX" and "MB" in MODULES else {}
+    lines = sample_lines(token) * 3
+    data = ("\n".join(lines) + "\n").encode()
+    want = counts_line_by_line(flt, companions, data)
+    got = scan.count_stream(counter(flt, companions), io.BytesIO(data))
+    assert got == want
+    path = tmp_path / "log"
+    path.write_bytes(data)
+    with open(path, "rb") as f:                      # split among three processes
+        assert scan.count_file(counter(flt, companions), f.fileno(), jobs=3) == want
+
+
+def test_awkward_input_counts_the_same():
+    flt = ladder("LG")
+    fail = "Nov 22 10:00:00 srv sshd[1]: Failed password for root from 203.0.113.{} port 22 ssh2"
+    session = "Nov 22 10:00:00 srv sshd[2]: pam_unix(sshd:session): session closed for user deploy"
+    for data in [
+        (fail.format(1) + "\r\n" + session + "\r\n").encode(),                 # carriage returns
+        (fail.format(2) + "\n" + session + "\0\n\xff\xfe junk\n").encode("latin-1"),   # NUL, bad UTF-8
+        (fail.format(3) + "\n" + session).encode(),                            # no final newline
+        (f"{PREFIX}0 exe=/usr/sbin/sshd] " + fail.format(4) + "\n"             # the sender prefix
+         f"{PREFIX}1000] Nov 22 10:00:00 srv x: session closed for user x\n" + session + "\n").encode(),
+    ]:
+        want = counts_line_by_line(flt, {}, data)
+        assert scan.count_stream(counter(flt, {}), io.BytesIO(data)) == want, data
+
+
+def test_guards_are_unknown_when_a_rule_is_not_plain_checks(tmp_path):
+    d = tmp_path / "rules"
+    d.mkdir(mode=0o755)
+    (d / "100-a.rule").write_text('RULE = "a"\nPattern = "Failed password for "\n'
+                                  'if Pattern in REPLY and begins(REPLY, Pattern): return inject()\n')
+    (d / "200-b.rule").write_text('RULE = "b"\nif begins(REPLY, ("Invalid user ", "User ")): return inject()\n')
+    for p in d.iterdir():
+        p.chmod(0o644)
+    assert scan.ladder_guards(Filter(str(d), "LG").source) == {"Failed password for ", "Invalid user ", "User "}
+    (d / "300-c.rule").write_text('RULE = "c"\nfor w in ("x", "y"):\n    if w in REPLY: return ignore()\n')
+    (d / "300-c.rule").chmod(0o644)
+    assert scan.ladder_guards(Filter(str(d), "LG").source) is None          # a loop: every line is decided
+    (d / "300-c.rule").write_text('RULE = "c"\nif check(REPLY) and "x" in REPLY: return ignore()\n')
+    assert scan.ladder_guards(Filter(str(d), "LG").source) is None          # a call before the check
+
+
+def test_contains_regex_finds_exactly_the_lines_holding_a_string():
+    strings = ["pam_unix(sshd:session): session opened", "Accepted ", " ; COMMAND=", "x"]
+    rx = scan.contains_regex(strings, sample="aaaa bbbb Accepted")
+    for text in ["a pam_unix(sshd:session): session opened b", "Accepted", "zzz ; COMMAND=/bin/x", "x",
+                 "pam_unix(sshd:session): session closed", "accepted", "yyy"]:
+        assert bool(rx.search(text)) == any(s in text for s in strings), text
