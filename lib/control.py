@@ -9,7 +9,7 @@ the supervisor and wait until every module reads its FIFO.
 import os
 import time
 from datetime import datetime
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 from lib import config, firewall as fwmod, lists
 from lib.addresses import Protected, parse_peer

@@ -9,7 +9,6 @@ invalid UTF-8 replaced, NULs dropped, a line longer than MAX_LINE cut to
 MAX_LINE (the rest of it discarded); none of it is ever fatal.  Lines
 leave the pipe only when the module has acted on them (see FifoReader).
 """
-import grp
 import os
 import pwd
 import stat

@@ -14,7 +14,6 @@ settings: printed as the command that installs them, written by
 nothing.
 """
 import importlib.util
-import ipaddress
 import os
 import re
 import shlex

@@ -25,7 +25,7 @@ import glob
 import os
 import re
 import stat
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from lib import extract, weblog
 from lib.addresses import parse_peer

@@ -309,7 +309,6 @@ def run(settings, stop_after: Optional[float] = None) -> int:
 
 def module_main(token: str) -> None:
     """Entry point of modules/WatchXX/WatchXX.py."""
-    import sys
     from lib import config
     from lib.errors import cli_main
 

@@ -295,3 +295,26 @@ def _dist_targets_private(tmp_path, monkeypatch):
     from lib import prep
     monkeypatch.setattr(prep, "DIST_TARGETS", {name: str(tmp_path / "etc" / path.lstrip("/"))
                                                for name, path in prep.DIST_TARGETS.items()})
+
+
+# ---------------------------------------------------------------- Watcher inside the server namespace
+@pytest.fixture(scope="module")
+def dns_in_srv(netns_pair, tmp_path_factory):
+    """dnsmasq on the server namespace's loopback (10.88.0.2 TRUEHOST, .3 NXDOMAIN, .4 FAKEHOST)."""
+    problem = dns_problem()
+    if problem:
+        pytest.skip(problem)
+    d = Dnsmasq(str(tmp_path_factory.mktemp("dns-srv")), ns=netns_pair.srv, port=5353)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def watcher_in_srv(instance, netns_pair, dns_in_srv):
+    """A prepared Watcher in the server namespace: real ipset, DNS from dns_in_srv."""
+    w = instance(prefix=["ip", "netns", "exec", netns_pair.srv], FIREWALL="ipset", DNS_CLASSIFY="on",
+                 DNS_SERVER=f"127.0.0.1:{dns_in_srv.port}", DNS_TIMEOUT=1, MAX_AFFAIRS=5, TARPIT_TIMEOUT=60)
+    r = w.run("Prep")
+    assert r.returncode == 0, r.stdout + r.stderr
+    yield w
+    w.run("stop", "--flush")

@@ -1,7 +1,6 @@
 """Foreseeable mistakes: one clear line, a non-zero exit, never a traceback."""
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile

@@ -1,5 +1,4 @@
 """Settings: defaults, the order of the files, and one clear line for every mistake."""
-import os
 
 import pytest
 

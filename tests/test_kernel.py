@@ -3,32 +3,11 @@
 A TCP connect from the attacker gets through before the ban, times out after
 it, and gets through again after unban; stop then start restores the sets from
 the database; DNS classes come from a real dnsmasq inside the server namespace."""
-import pytest
 
-from conftest import Dnsmasq, dns_problem, wait_for
+from conftest import wait_for
 
 FAIL = "Nov 22 10:00:{i:02d} wsrv sshd[4242]: Failed password for root from {ip} port {port} ssh2"
 INVALID = "Nov 22 10:00:{i:02d} wsrv sshd-session[4243]: Invalid user admin from {ip} port {port}"
-
-
-@pytest.fixture(scope="module")
-def dns_in_srv(netns_pair, tmp_path_factory):
-    problem = dns_problem()
-    if problem:
-        pytest.skip(problem)
-    d = Dnsmasq(str(tmp_path_factory.mktemp("dns-srv")), ns=netns_pair.srv, port=5353)
-    yield d
-    d.stop()
-
-
-@pytest.fixture
-def watcher_in_srv(instance, netns_pair, dns_in_srv):
-    w = instance(prefix=["ip", "netns", "exec", netns_pair.srv], FIREWALL="ipset", DNS_CLASSIFY="on",
-                 DNS_SERVER=f"127.0.0.1:{dns_in_srv.port}", DNS_TIMEOUT=1, MAX_AFFAIRS=5, TARPIT_TIMEOUT=60)
-    r = w.run("Prep")
-    assert r.returncode == 0, r.stdout + r.stderr
-    yield w
-    w.run("stop", "--flush")
 
 
 def feed(w, line, ip, n, start=0):

@@ -4,9 +4,8 @@ attacker in another, DNS classes from a real dnsmasq in the server namespace.
 Dovecot lines go into WatchMX's FIFO (as the system logger writes the mail
 facility), WatchMX forwards them and WatchMB counts them; Postfix lines WatchMX
 counts itself.  A TCP connect from the attacker tells whether the kernel drops it."""
-import pytest
 
-from conftest import Dnsmasq, dns_problem, wait_for
+from conftest import wait_for
 
 DOVECOT = ("Nov 22 10:00:{i:02d} wsrv dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): "
            "user=<info>, method=PLAIN, rip={ip}, lip=10.88.0.1, TLS, session=<k{i}>")
@@ -16,32 +15,12 @@ REJECT = ("Nov 22 10:00:{i:02d} wsrv postfix/smtpd[4244]: NOQUEUE: reject: RCPT 
 CONNECT = "Nov 22 10:00:{i:02d} wsrv postfix/smtpd[{i}]: connect from unknown[{ip}]"
 
 
-@pytest.fixture(scope="module")
-def dns_in_srv(netns_pair, tmp_path_factory):
-    problem = dns_problem()
-    if problem:
-        pytest.skip(problem)
-    d = Dnsmasq(str(tmp_path_factory.mktemp("dns-mail")), ns=netns_pair.srv, port=5353)
-    yield d
-    d.stop()
-
-
-@pytest.fixture
-def mail_watcher(instance, netns_pair, dns_in_srv):
-    w = instance(prefix=["ip", "netns", "exec", netns_pair.srv], FIREWALL="ipset", DNS_CLASSIFY="on",
-                 DNS_SERVER=f"127.0.0.1:{dns_in_srv.port}", DNS_TIMEOUT=1, MAX_AFFAIRS=5, TARPIT_TIMEOUT=60)
-    r = w.run("Prep")
-    assert r.returncode == 0, r.stdout + r.stderr
-    yield w
-    w.run("stop", "--flush")
-
-
 def feed(w, template, ip, n, start=0):
     w.write([template.format(i=start + k, ip=ip) for k in range(n)], token="MX")
 
 
-def test_dovecot_brute_force_and_postfix_rejects_end_in_custody_and_stay_there(netns_pair, mail_watcher):
-    w, net = mail_watcher, netns_pair
+def test_dovecot_brute_force_and_postfix_rejects_end_in_custody_and_stay_there(netns_pair, watcher_in_srv):
+    w, net = watcher_in_srv, netns_pair
     true_ip, nx_ip, decoy = "10.88.0.2", "10.88.0.3", "10.88.0.5"
     r = w.run("start")
     assert r.returncode == 0, r.stderr
@@ -84,8 +63,8 @@ def test_dovecot_brute_force_and_postfix_rejects_end_in_custody_and_stay_there(n
     assert "WatchMX forwarded " in r.stdout
 
 
-def test_unknown_ipv6_client_is_dropped_at_its_second_connect(netns_pair, mail_watcher):
-    w, net = mail_watcher, netns_pair
+def test_unknown_ipv6_client_is_dropped_at_its_second_connect(netns_pair, watcher_in_srv):
+    w, net = watcher_in_srv, netns_pair
     ip = net.atk_ip6                                   # no PTR in dnsmasq's ip6.arpa zone: NXDOMAIN
     assert w.run("start").returncode == 0
     assert net.connect(ip)

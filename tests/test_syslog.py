@@ -1,5 +1,4 @@
 """A real rsyslog, configured with the snippet Watcher prints, feeds a running module."""
-import os
 import shutil
 import subprocess
 

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from corpus import load_corpus  # noqa: E402
 from lib.addresses import parse_peer  # noqa: E402
 from lib.rules import Filter  # noqa: E402
 from lib.sender import split  # noqa: E402
@@ -29,27 +30,7 @@ CORPUS = os.path.join(ROOT, "tests", "data", "web-corpus.txt")
 VICTIM = "198.51.100."
 
 
-def load_corpus():
-    """[(lineno, section, expect, line)] and {section: count}."""
-    cases, sections, section = [], {}, None
-    with open(CORPUS, encoding="utf-8") as f:
-        for n, raw in enumerate(f, 1):
-            raw = raw.rstrip("\n")
-            if raw.startswith("## "):
-                section = raw[3:].strip()
-                sections[section] = 0
-                continue
-            if not raw.strip() or raw.startswith("#"):
-                continue
-            expect, tab, line = raw.partition("\t")
-            assert tab, f"{CORPUS}:{n}: no TAB between EXPECT and LINE"
-            assert section, f"{CORPUS}:{n}: line before the first '## type' heading"
-            sections[section] += 1
-            cases.append((n, section, expect, line))
-    return cases, sections
-
-
-CASES, SECTIONS = load_corpus()
+CASES, SECTIONS = load_corpus(CORPUS)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Dnsmasq, dns_problem, wait_for
+from conftest import wait_for
 
 APACHE = ("Nov 22 10:00:{i:02d} wsrv apache2[4242]: [auth_basic:error] [pid 4242:tid 4243] [vhost shop.example.test] "
           "[client {ip}:{port}] AH01617: user admin: authentication failure for \"/admin\": Password Mismatch")
@@ -23,16 +23,6 @@ def access(ip, t, vhost="shop.example.test", agent="Mozilla/5.0"):
     when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(t))
     return (f'Nov 22 10:00:00 wsrv nginx_access: {ip} {vhost} [{when}] "GET /p/{int(t * 10)} HTTP/1.1" 200 512 '
             f'"-" "{agent}" "-" {ip}')
-
-
-@pytest.fixture(scope="module")
-def dns_in_srv(netns_pair, tmp_path_factory):
-    problem = dns_problem()
-    if problem:
-        pytest.skip(problem)
-    d = Dnsmasq(str(tmp_path_factory.mktemp("dns-wb")), ns=netns_pair.srv, port=5353)
-    yield d
-    d.stop()
 
 
 @pytest.fixture
