@@ -27,7 +27,7 @@ import re
 import stat
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from lib import extract, weblog
+from lib import extract, mailfields, weblog
 from lib.addresses import parse_peer
 from lib.errors import WatcherError, located
 
@@ -46,6 +46,8 @@ class Verdict(NamedTuple):
 
 
 IGNORE = Verdict("ignore", None, None)
+# where inject() without an address finds the peer, per module
+DEFAULT_PEER = {"LG": extract.from_port, "MX": mailfields.postfix_client, "MB": mailfields.mailbox_peer}
 
 
 class RuleError(WatcherError):
@@ -75,7 +77,7 @@ def check_owner(path: str, euid: Optional[int] = None) -> None:
 
 
 def _verdict_functions(module: str) -> Dict[str, Callable]:
-    default = extract.DEFAULTS.get(module, extract.from_port)
+    default = DEFAULT_PEER.get(module, extract.from_port)
 
     def inject(RULE, REPLY, ip=None, port=None, vhost=None):
         if ip is None:
@@ -105,11 +107,12 @@ def _namespace(module: str, rules_dir: Optional[str] = None, check_perms: bool =
     ns.update(_verdict_functions(module))
     for name in ("token_after", "from_port", "first_from", "bare_port", "bracket", "field",
                  "message", "begins", "peer_after", "from_before", "peer_ending", "ssh2_peer",
-                 "sshd_cut", "from_end",
-                 "program", "postfix_mta", "postfix_client", "postfix_reject", "postfix_unverified",
-                 "dovecot_reason", "dovecot_login", "dovecot_passdb", "courier_peer", "dbmail_message", "dbmail_peer",
-                 "mailbox_peer"):
+                 "sshd_cut", "from_end", "program"):
         ns[name] = getattr(extract, name)
+    for name in ("postfix_mta", "postfix_client", "postfix_reject", "postfix_unverified",
+                 "dovecot_reason", "dovecot_login", "dovecot_passdb", "courier_peer", "dbmail_message",
+                 "dbmail_peer", "mailbox_peer"):
+        ns[name] = getattr(mailfields, name)
     # WatchWB's web_* names (lib.weblog), bound to a Web of this namespace's own: each
     # assembled filter keeps its own flood window and reads rules_dir's lists
     ns.update(weblog.names(module, rules_dir, check_owner if check_perms else None))

@@ -1,9 +1,10 @@
-"""The mail extractors of lib/extract.py: the peer comes from the daemon's own field,
+"""The mail extractors of lib/mailfields.py: the peer comes from the daemon's own field,
 never from client text, and the attempt key ties the lines of one session."""
 import pytest
 
-from lib.extract import (courier_peer, dbmail_message, dbmail_peer, dovecot_login, dovecot_passdb, dovecot_reason,
-                         mailbox_peer, postfix_client, postfix_mta, postfix_reject, postfix_unverified, program)
+from lib.extract import program
+from lib.mailfields import (courier_peer, dbmail_message, dbmail_peer, dovecot_login, dovecot_passdb, dovecot_reason,
+                            mailbox_peer, postfix_client, postfix_mta, postfix_reject, postfix_unverified)
 
 SMTPD = "Nov 22 10:00:00 mx1 postfix/smtpd[4244]: "
 VICTIM = "198.51.100.9"
