@@ -1,4 +1,4 @@
-"""The long-lived `ipset -` a module bans through (lib.firewall.IpsetStream), in a network
+"""The long-lived `ipset -` a module bans through (lib.ipsetstream.IpsetStream), in a network
 namespace of its own: a batch lands in the kernel, a refused command is named while the
 others still land, a dead or stalled process costs no ban, and the other backends keep
 the same verbs."""
