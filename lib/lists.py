@@ -23,35 +23,28 @@ Truncation: a Spamhaus JSON-lines list must end with its {"type": "metadata"}
 line; a text list must end with a newline (a download cut mid-line lacks
 it); a body shorter than its Content-Length, a broken chunked body and a gzip
 stream without its end are truncated too.
+
+Downloading itself is lib.fetch's; the command lines are lib.listcmd's.
 """
-import argparse
 import contextlib
 import fcntl
-import http.client
 import ipaddress
 import json
 import os
 import re
 import signal
-import socket
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-import zlib
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lib import config, firewall
 from lib.addresses import Address, Network, host_addresses, read_list
-from lib.errors import UsageError, WatcherError, located
+from lib.errors import WatcherError, located
+from lib.fetch import DEFAULT_TIMEOUT, ListError, fetch
 
 Say = Callable[[str], None]
 Fetcher = Callable[[str, float], bytes]
 
-MAX_BYTES = 32 << 20            # no public list Watcher knows of comes near; a runaway answer stops here
-DEFAULT_TIMEOUT = 30.0          # seconds for a whole download, name lookup included
 SPAMHAUS_INTERVAL = 3600        # Spamhaus: automated downloads at least an hour apart
 FEED_INTERVAL = 3600
 MIN_INTERVAL = 60
@@ -59,7 +52,6 @@ CRON_GRACE = 60                 # an hourly cron job may start a second early: s
 MIN_PREFIX = {4: 8, 6: 19}      # anything wider is a mistake, not a block list
 FORMATS = ("plain", "nixspam", "spamhaus")
 NAME_MAX = 31 - len("6-new")    # ipset names hold 31 characters; the temporary set adds '6-new'
-USER_AGENT = "Watcher-dynloader/1 (+python-urllib)"
 SHOW_PROBLEMS = 10
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _SPAN = re.compile(r"(\d+)([smhd]?)")
@@ -69,10 +61,6 @@ _BOGUS = [(ipaddress.ip_network(n), why) for n, why in (
     ("169.254.0.0/16", "link-local"), ("224.0.0.0/4", "multicast"), ("255.255.255.255/32", "broadcast"),
     ("::/128", "the unspecified address"), ("::1/128", "loopback"), ("::ffff:0:0/96", "IPv4-mapped space"),
     ("fe80::/10", "link-local"), ("ff00::/8", "multicast"))]
-
-
-class ListError(WatcherError):
-    """A list that cannot be loaded; the sets keep what they held."""
 
 
 @dataclass(frozen=True)
@@ -245,82 +233,6 @@ def parse(body: str, fmt: str) -> List[Tuple[int, Optional[str]]]:
             text = words[1]
         entries.append((n, text))
     return entries
-
-
-# ---------------------------------------------------------------- download
-def _gunzip(body: bytes, max_bytes: int) -> bytes:
-    if body[:2] != b"\x1f\x8b":
-        return body
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(body, max_bytes + 1)
-    except zlib.error as e:
-        raise ListError(f"broken gzip data: {e}") from None
-    if len(out) > max_bytes:
-        raise ListError(f"more than {max_bytes >> 20} MiB once unpacked")
-    if not d.eof:
-        raise ListError("truncated: the gzip stream ends early")
-    return out
-
-
-def _download(url: str, timeout: float, max_bytes: int, urlopen) -> bytes:
-    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
-    try:
-        with urlopen(req, timeout=timeout) as resp:
-            length = (resp.headers.get("Content-Length") or "").strip()
-            if length.isdigit():
-                if int(length) > max_bytes:
-                    raise ListError(f"{length} bytes, more than the cap of {max_bytes >> 20} MiB")
-                return resp.read()          # raises IncompleteRead when the body is short
-            body = resp.read(max_bytes + 1)
-            if len(body) > max_bytes:
-                raise ListError(f"more than the cap of {max_bytes >> 20} MiB")
-            return body
-    except ListError:
-        raise
-    except urllib.error.HTTPError as e:
-        raise ListError(f"HTTP {e.code} {e.reason}") from None
-    except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            raise ListError(f"no answer within {timeout:g} s") from None
-        raise ListError(f"cannot download: {getattr(reason, 'strerror', None) or reason}") from None
-    except http.client.IncompleteRead as e:
-        raise ListError(f"truncated: the connection closed after {len(e.partial)} bytes") from None
-    except (socket.timeout, TimeoutError):
-        raise ListError(f"no answer within {timeout:g} s") from None
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        raise ListError(f"download failed: {e or type(e).__name__}") from None
-
-
-def fetch(url: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_BYTES,
-          urlopen=urllib.request.urlopen) -> bytes:
-    """The body at `url` (gunzipped), all of it within `timeout` seconds and `max_bytes`.
-
-    The download runs in a helper thread so that one deadline bounds the
-    name lookup and a server that trickles bytes, which socket timeouts
-    alone do not."""
-    result: Dict[str, object] = {}
-
-    def work():
-        try:
-            result["body"] = _download(url, timeout, max_bytes, urlopen)
-        except BaseException as e:      # handed over to the caller's thread
-            result["error"] = e
-    worker = threading.Thread(target=work, name="fetch", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise ListError(f"{url}: no complete answer within {timeout:g} s")
-    if "error" in result:
-        e = result["error"]
-        if isinstance(e, ListError):
-            raise ListError(f"{url}: {e}") from None
-        raise e                         # a bug: keep its traceback
-    try:
-        return _gunzip(result["body"], max_bytes)
-    except ListError as e:
-        raise ListError(f"{url}: {e}") from None
 
 
 # ---------------------------------------------------------------- files under DATA_DIR/lists
@@ -646,91 +558,3 @@ def status_lines(settings) -> List[str]:
         lines.append(f"  {name}: {_entries(int(st.get('entries', 0)))}, last load {_when(st['loaded'])} "
                      f"{'ok' if st.get('ok') else 'FAILED'}: {st.get('message', '')}")
     return lines
-
-
-# ---------------------------------------------------------------- command lines
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-def _settings(environ):
-    s = config.load(None, environ)
-    if s.FIREWALL != "dry-run" and os.geteuid() != 0:
-        raise WatcherError("needs root to change the firewall (run with sudo, or set FIREWALL=dry-run "
-                           "to try it without touching the kernel)")
-    return s
-
-
-def _firewall(s, say: Say):
-    fw = firewall.backend(s, say=say)
-    made = fw.setup()       # a dynloader may run before `watcher.py start` (cron @reboot)
-    if made:
-        say("created: " + ", ".join(made))
-    return fw
-
-
-def _loader_parser(prog: str, doc: str, names: bool = False) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=doc)
-    p.add_argument("--force", action="store_true", help="download even within the refresh interval")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help=f"for each whole download (default {DEFAULT_TIMEOUT:g})")
-    if names:
-        p.add_argument("names", nargs="*", metavar="NAME", help="only these feeds (default: all)")
-    return p
-
-
-def spamhaus_main(argv: Sequence[str], environ=os.environ, say: Say = print) -> int:
-    p = _loader_parser("spamhaus", "Load the Spamhaus DROP list (SPAMHAUS_DROP_URL, SPAMHAUS_DROPV6_URL) "
-                                   "into highjackers / highjackers6; at most one download per hour.")
-    args = p.parse_args(argv)
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be more than 0 seconds")
-    s = _settings(environ)
-    say(refresh(spamhaus_list(s), _firewall(s, say), s.DATA_DIR, force=args.force, timeout=args.timeout, say=say))
-    return 0
-
-
-def feeds_main(argv: Sequence[str], environ=os.environ, say: Say = print,
-               err: Optional[Say] = None) -> int:
-    err = err or (lambda m: print(f"feeds: {m}", file=sys.stderr))
-    p = _loader_parser("feeds", "Load every list of the FEEDS file (NAME URL [FORMAT [INTERVAL]] a line) "
-                                "into its set pair NAME / NAME6.", names=True)
-    args = p.parse_args(argv)
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be more than 0 seconds")
-    s = _settings(environ)
-    feeds = read_feeds(s.FEEDS)
-    unknown = [n for n in args.names if n not in {f.name for f in feeds}]
-    if unknown:
-        raise UsageError(f"no feed {', '.join(unknown)} in {s.FEEDS}")
-    feeds = [f for f in feeds if not args.names or f.name in args.names]
-    if not feeds:
-        say(f"no feeds in {s.FEEDS}: nothing to load (add one: NAME URL [FORMAT [INTERVAL]])")
-        return 0
-    fw = _firewall(s, say)
-    failed = 0
-    for lst in feeds:
-        try:
-            say(refresh(lst, fw, s.DATA_DIR, force=args.force, timeout=args.timeout, say=say))
-        except WatcherError as e:
-            err(str(e))
-            failed += 1
-    return 1 if failed else 0
-
-
-def static_main(base: str, argv: Sequence[str], environ=os.environ, say: Say = print) -> int:
-    prog = base.capitalize()
-    if argv and argv[0] in ("-h", "--help"):
-        say(f"usage: ./{prog}\n\nReload the {base.upper()} file (addresses and networks, IPv4 and IPv6, "
-            f"'#' comments) into {base}/{base}6 by swap, without a restart."
-            + (" Running modules re-read it (SIGHUP)." if base == "whitelist" else ""))
-        return 0
-    if argv:
-        raise UsageError(f"unexpected argument {argv[0]!r}: it takes none and reads the file named by {base.upper()}")
-    s = _settings(environ)
-    load_static(_firewall(s, say), s, base, say)
-    if base == "whitelist":
-        told = hup_modules(environ, say)
-        say("told " + ", ".join(told) + " to re-read it" if told else "no module running to tell")
-    return 0
