@@ -79,6 +79,15 @@ class Instance:
         except FileNotFoundError:
             return ""
 
+    def affairs(self, ip, token="LG"):
+        """The affairs the module's database holds for `ip` (0 when it does not know it)."""
+        d = self.db(token)
+        try:
+            h = d.get(ip)
+            return h.affairs if h else 0
+        finally:
+            d.close()
+
     def db(self, token="LG"):
         from lib.db import Database
         return Database(self.path("data", f"Watch{'MX' if token == 'MB' else token}.db"))
@@ -318,3 +327,48 @@ def watcher_in_srv(instance, netns_pair, dns_in_srv):
     assert r.returncode == 0, r.stdout + r.stderr
     yield w
     w.run("stop", "--flush")
+
+
+# ---------------------------------------------------------------- a private rsyslog
+class Rsyslog:
+    """A private rsyslog: its own local socket (with the senders' trusted properties
+    unless annotate=False), Watcher's snippet appended; /dev/log is never touched."""
+
+    def __init__(self, base, snippet, annotate=True):
+        self.base = str(base)
+        base = self.base
+        self.sock = os.path.join(base, "log.sock")
+        os.makedirs(os.path.join(base, "spool"), exist_ok=True)
+        self.conf = os.path.join(base, "rsyslog.conf")
+        with open(self.conf, "w") as f:
+            f.write(f'global(workDirectory="{base}/spool" processInternalMessages="on")\n'
+                    'module(load="imuxsock" SysSock.Use="off")\n'
+                    f'input(type="imuxsock" Socket="{self.sock}" CreatePath="on" RateLimit.Interval="0"'
+                    + (' Annotate="on" ParseTrusted="on"' if annotate else "") + ")\n"
+                    f'syslog.* action(type="omfile" file="{base}/rsyslogd.log")\n' + snippet)
+        check = subprocess.run(["rsyslogd", "-N1", "-f", self.conf], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["rsyslogd", "-n", "-f", self.conf, "-i", os.path.join(self.base, "rs.pid")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: os.path.exists(self.sock), 5)
+        os.chmod(self.sock, 0o666)
+
+    def backlog(self) -> int:
+        """Datagrams waiting in the log socket, not yet taken by rsyslog."""
+        out = subprocess.run(["ss", "-x", "-a", "-n"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) >= 5 and words[4] == self.sock:
+                return int(words[2])
+        return 0
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)

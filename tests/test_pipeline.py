@@ -12,53 +12,11 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import Rsyslog, wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("rsyslogd"),
                                 reason="rsyslog missing: apt-get install rsyslog (tests/run does)")
 BURST = 20000
-
-
-class Rsyslog:
-    """A private rsyslog: local socket with trusted properties, Watcher's snippet appended."""
-
-    def __init__(self, base, snippet):
-        self.base = base
-        self.sock = os.path.join(base, "log.sock")
-        os.makedirs(os.path.join(base, "spool"), exist_ok=True)
-        self.conf = os.path.join(base, "rsyslog.conf")
-        with open(self.conf, "w") as f:
-            f.write(f'global(workDirectory="{base}/spool" processInternalMessages="on")\n'
-                    'module(load="imuxsock" SysSock.Use="off")\n'
-                    f'input(type="imuxsock" Socket="{self.sock}" CreatePath="on" Annotate="on" '
-                    'ParseTrusted="on" RateLimit.Interval="0")\n'
-                    f'syslog.* action(type="omfile" file="{base}/rsyslogd.log")\n' + snippet)
-        check = subprocess.run(["rsyslogd", "-N1", "-f", self.conf], capture_output=True, text=True)
-        assert check.returncode == 0, check.stderr
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(["rsyslogd", "-n", "-f", self.conf, "-i", os.path.join(self.base, "rs.pid")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_for(lambda: os.path.exists(self.sock), 5)
-        os.chmod(self.sock, 0o666)
-
-    def backlog(self) -> int:
-        """Datagrams waiting in the log socket, not yet taken by rsyslog."""
-        out = subprocess.run(["ss", "-x", "-a", "-n"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            words = line.split()
-            if len(words) >= 5 and words[4] == self.sock:
-                return int(words[2])
-        return 0
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
-        if os.path.exists(self.sock):
-            os.unlink(self.sock)
 
 
 @pytest.fixture

@@ -66,17 +66,9 @@ def test_snippet_passes_syntax_check_and_feeds_a_module(syslog_ng, instance):
         subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "logger", "--socket", sock,
                         "-p", "auth.info", "-t", "sshd", "Failed password for root from 198.51.100.8 port 1 ssh2"],
                        check=True)
-
-        def affairs(ip):
-            d = w.db()
-            try:
-                h = d.get(ip)
-                return h.affairs if h else 0
-            finally:
-                d.close()
-        assert wait_for(lambda: affairs("198.51.100.7") == 1, 10)
+        assert wait_for(lambda: w.affairs("198.51.100.7") == 1, 10)
         assert wait_for(lambda: "sent by uid 65534" in w.log(), 5)
-        assert affairs("198.51.100.8") == 0
+        assert w.affairs("198.51.100.8") == 0
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, Rsyslog, wait_for
 
 ACCESS = ('Nov 22 10:00:{i:02d} web1 apache_access: {ip} {vhost} [22/Nov/2026:10:00:{i:02d} +0100] '
           '"GET /.env HTTP/1.1" 404 196 "-" "Mozilla/5.0" "-" {ip}')
@@ -138,22 +138,10 @@ def rsyslog(instance, tmp_path):
     assert w.run("Prep").returncode == 0
     snippet = w.run("syslog-config", "rsyslog")
     assert snippet.returncode == 0
-    work = tmp_path / "rs"
-    (work / "spool").mkdir(parents=True)
-    sock = work / "log.sock"
-    conf = work / "rsyslog.conf"
-    conf.write_text(f'global(workDirectory="{work}/spool" processInternalMessages="on")\n'
-                    'module(load="imuxsock" SysSock.Use="off")\n'
-                    f'input(type="imuxsock" Socket="{sock}" CreatePath="on" Annotate="on" ParseTrusted="on")\n'
-                    f'syslog.* action(type="omfile" file="{work}/rsyslogd.log")\n' + snippet.stdout)
-    check = subprocess.run(["rsyslogd", "-N1", "-f", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(conf), "-i", str(work / "rs.pid")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_for(lambda: sock.exists(), 5)
-    yield w, str(sock)
-    proc.terminate()
-    proc.wait(timeout=10)
+    rs = Rsyslog(tmp_path / "rs", snippet.stdout)
+    rs.start()
+    yield w, rs.sock
+    rs.stop()
 
 
 def test_local7_lines_through_rsyslog_reach_watchwb_with_their_host(rsyslog):
