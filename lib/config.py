@@ -12,7 +12,7 @@ import os
 import re
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
-from lib.errors import WatcherError, located
+from lib.errors import WatcherError, located, read_text
 
 MASTER_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = ("LG", "MX", "MB", "WB")
@@ -213,13 +213,7 @@ class Settings(Mapping):
 def parse_file(path: str, keys: Mapping = KEYS) -> Dict[str, Tuple[str, int]]:
     """KEY=VALUE lines of one file -> {key: (raw value, line number)}."""
     found = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except UnicodeDecodeError:
-        raise WatcherError(located(path, None, "is not UTF-8 text")) from None
-    except OSError as e:
-        raise WatcherError(located(path, None, f"cannot read: {e.strerror}")) from None
+    lines = read_text(path).splitlines()
     for n, line in enumerate(lines, 1):
         text = line.strip()
         if not text or text.startswith("#"):

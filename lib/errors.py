@@ -29,6 +29,18 @@ def located(path: str, lineno: Optional[int], message: str) -> str:
     return f"{path}:{lineno}: {message}" if lineno else f"{path}: {message}"
 
 
+def read_text(path: str, error: type = WatcherError) -> str:
+    """A UTF-8 text file Watcher reads (settings, rules, lists): its text, or
+    `error` with one line naming the file and what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError:
+        raise error(located(path, None, "is not UTF-8 text")) from None
+    except OSError as e:
+        raise error(located(path, None, f"cannot read: {e.strerror}")) from None
+
+
 def cli_main(main: Callable[[list], int], prog: str) -> None:
     """Run `main(argv)` and turn foreseeable failures into one line + exit code."""
     try:

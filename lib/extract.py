@@ -119,15 +119,20 @@ def message(text: str) -> str:
 _last_message = ("", "")        # (line, its message): holding the line keeps its id unique
 
 
-def _message(text: str) -> str:
-    text = text.rstrip("\r\n")
-    start = 0
+def _after_pri(text: str) -> int:
+    """Where the line goes on after a leading syslog '<PRI>' (0 without one)."""
     if text.startswith("<"):
         close = text.find(">", 1, 6)
         if close > 1 and text[1:close].isdigit():
-            start = close + 1
-            if text.startswith("1 ", start):
-                return _unwrap(_rfc5424_message(text, start + 2))
+            return close + 1
+    return 0
+
+
+def _message(text: str) -> str:
+    text = text.rstrip("\r\n")
+    start = _after_pri(text)
+    if start and text.startswith("1 ", start):
+        return _unwrap(_rfc5424_message(text, start + 2))
     colon = text.find(": ", start)
     return _unwrap(text[colon + 2:] if colon >= 0 else text[start:])
 
@@ -292,16 +297,12 @@ def program(text: str) -> Tuple[str, Optional[int]]:
     """The syslog tag: ('postfix/smtpd', 4244) of '... postfix/smtpd[4244]: MSG',
     ('dovecot', None) of '... dovecot: MSG'; ('', None) without one.  Headers as
     `message` reads them (traditional, RFC 3339, RFC 5424 APP-NAME and PROCID)."""
-    start = 0
-    if text.startswith("<"):
-        close = text.find(">", 1, 6)
-        if close > 1 and text[1:close].isdigit():
-            start = close + 1
-            if text.startswith("1 ", start):
-                f = text[start + 2:].split(" ", 4)
-                if len(f) < 5:
-                    return "", None
-                return ("" if f[2] == "-" else f[2]), (int(f[3]) if f[3].isdigit() else None)
+    start = _after_pri(text)
+    if start and text.startswith("1 ", start):
+        f = text[start + 2:].split(" ", 4)
+        if len(f) < 5:
+            return "", None
+        return ("" if f[2] == "-" else f[2]), (int(f[3]) if f[3].isdigit() else None)
     colon = text.find(": ", start)
     if colon < 0:
         return "", None

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from lib import extract, mailfields, weblog
 from lib.addresses import parse_peer
-from lib.errors import WatcherError, located
+from lib.errors import WatcherError, located, read_text
 
 VERDICTS = ("inject", "forward", "success", "ignore")
 _EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
@@ -134,13 +134,7 @@ def _indent(text: str) -> str:
 
 
 def _body(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise RuleError(located(path, None, "is not UTF-8 text")) from None
-    except OSError as e:
-        raise RuleError(located(path, None, f"cannot read: {e.strerror}")) from None
+    text = read_text(path, RuleError)
     return text if text.endswith("\n") else text + "\n"
 
 

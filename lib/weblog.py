@@ -44,7 +44,7 @@ from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
 from lib import extract
-from lib.errors import WatcherError, located
+from lib.errors import WatcherError, located, read_text
 
 Peer = Tuple[Optional[str], Optional[int]]
 _APACHE_CODE = re.compile(r"\bAH\d{5}: ")   # Apache's message ids: the message (%M) starts there
@@ -282,13 +282,7 @@ class PathEntry:
 def _lines(path: str, check: Optional[Callable[[str], None]]) -> List[Tuple[int, str]]:
     if check:
         check(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise ListError(located(path, None, "is not UTF-8 text")) from None
-    except OSError as e:
-        raise ListError(located(path, None, f"cannot read: {e.strerror}")) from None
+    text = read_text(path, ListError)
     out = []
     for n, raw in enumerate(text.splitlines(), 1):
         item = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
