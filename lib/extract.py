@@ -111,7 +111,7 @@ def message(text: str) -> str:
     last = _last_message
     if text is last[0]:         # the rules of a ladder ask for one line's message several times
         return last[1]
-    msg = _message(text)
+    msg = parse_message(text)
     _last_message = (text, msg)
     return msg
 
@@ -128,13 +128,17 @@ def _after_pri(text: str) -> int:
     return 0
 
 
-def _message(text: str) -> str:
-    text = text.rstrip("\r\n")
-    start = _after_pri(text)
+def parse_message(text: str) -> str:
+    """message(text) without the memory of the last line."""
+    if text.endswith(("\r", "\n")):
+        text = text.rstrip("\r\n")
+    start = _after_pri(text) if text.startswith("<") else 0
     if start and text.startswith("1 ", start):
         return _unwrap(_rfc5424_message(text, start + 2))
     colon = text.find(": ", start)
-    return _unwrap(text[colon + 2:] if colon >= 0 else text[start:])
+    msg = text[colon + 2:] if colon >= 0 else text[start:]
+    # most messages begin with none of _unwrap's prefixes: one look at the first letter
+    return _unwrap(msg) if msg[:1] in "mef" else msg
 
 
 def _rfc5424_message(text: str, i: int) -> str:
@@ -261,9 +265,35 @@ def ssh2_peer(text: str) -> Peer:
     """
     head = text.find(" for ")
     keyed = head > 0 and text.endswith((" publickey", " hostbased"), 0, head)
+    if len(text) < _SSH2_LIMIT and text.isascii():
+        return _ssh2_search(text, keyed)
+    return _ssh2_places(text, keyed)
+
+
+_SSH2_LIMIT = SSHD_MESSAGE_MAX - 20         # a place ending beyond may be cut client text
+
+
+def _ssh2_search(text: str, keyed: bool) -> Peer:
+    """ssh2_peer of an ASCII message shorter than the limit, with one regex search: what
+    _ssh2_places finds there.  A place that ends the message is unique (the address word
+    holds no space); places before ': ' (keyed) may not be."""
+    if keyed:
+        places = _SSH2_KEYED.findall(text)
+        if len(places) != 1:
+            return None, None
+        ip, port = places[0]
+    else:
+        m = _SSH2_END.search(text)
+        if m is None:
+            return None, None
+        ip, port = m.groups()
+    return ip, int(port)
+
+
+def _ssh2_places(text: str, keyed: bool) -> Peer:
+    """ssh2_peer the long way: every ' from ADDR port N ssh2' before the limit, in turn."""
     found = []
-    limit = SSHD_MESSAGE_MAX - 20           # a place ending beyond may be cut client text
-    ascii_only = text.isascii()             # then str.isdigit is [0-9]: one regex reads the place
+    limit, ascii_only = _SSH2_LIMIT, text.isascii()     # ASCII: str.isdigit is [0-9], one regex
     i = text.find(" from ", 0, limit)
     while i >= 0:
         if ascii_only:
@@ -280,11 +310,13 @@ def ssh2_peer(text: str) -> Peer:
             if (after == len(text) or (after == len(text) - 10 and text.endswith(" [preauth]"))
                     or (keyed and text.startswith(": ", after))):
                 found.append((ip, port))
-        i = text.find(" from ", i + 6, limit)
+        i = text.find(" from ", i + 1, limit)
     return found[0] if len(found) == 1 else (None, None)
 
 
 _SSH2_PLACE = re.compile("([^ ,;\t\r\n]*) port ([0-9]+) ssh2")   # ssh2_peer's ' from ADDR port N ssh2'
+_SSH2_END = re.compile(" from ([^ ,;\t\r\n]+) port ([0-9]{1,5}) ssh2(?: \\[preauth\\])?\\Z")
+_SSH2_KEYED = re.compile(" from ([^ ,;\t\r\n]+) port ([0-9]{1,5}) ssh2(?=: | \\[preauth\\]\\Z|\\Z)")
 
 
 def word_at(text: str, start: int) -> Tuple[Optional[str], int]:
