@@ -21,13 +21,14 @@ Example lines ride along in the file:
     # example: <a log line> => none             (the rule must not inject it)
 """
 import ast
+import copy
 import glob
 import os
 import re
 import stat
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from lib import extract, mailfields, weblog
+from lib import extract, ladder, mailfields, weblog
 from lib.addresses import parse_peer
 from lib.errors import WatcherError, located, read_text
 
@@ -46,6 +47,7 @@ class Verdict(NamedTuple):
 
 
 IGNORE = Verdict("ignore", None, None)
+_new_verdict = tuple.__new__        # Verdict(...) without the keyword handling: the hot path makes one per match
 # where inject() without an address finds the peer, per module
 DEFAULT_PEER = {"LG": extract.from_port, "MX": mailfields.postfix_client, "MB": mailfields.mailbox_peer}
 
@@ -84,20 +86,20 @@ def _verdict_functions(module: str) -> Dict[str, Callable]:
             ip, port = default(REPLY)
         elif isinstance(ip, tuple):
             ip, port = ip
-        return Verdict("inject", RULE, ip, port, vhost=vhost)
+        return _new_verdict(Verdict, ("inject", RULE, ip, port, None, vhost))
 
     def success(RULE, REPLY, ip=None):
         if ip is None:
             ip, _ = default(REPLY)
         elif isinstance(ip, tuple):
             ip = ip[0]
-        return Verdict("success", RULE, ip)
+        return _new_verdict(Verdict, ("success", RULE, ip, None, None, None))
 
     def forward(RULE, REPLY, to="MB"):
         return Verdict("forward", RULE, None, None, to)
 
     def ignore(RULE, REPLY):
-        return Verdict("ignore", RULE, None)
+        return _new_verdict(Verdict, ("ignore", RULE, None, None, None, None))
 
     return {"inject": inject, "success": success, "forward": forward, "ignore": ignore}
 
@@ -210,7 +212,9 @@ class Filter:
         ns["SUPERFLOUS"] = tuple(self.superflous)
         self.filename = f"<filter of {rules_dir}>"
         exec(compile(tree, self.filename, "exec"), ns)
-        self.filter = ns["_filter"]
+        self.ladder = ns["_filter"]                 # every rule, in order
+        self.route = _dispatching(tree.body[0], ns, self.filename)
+        self.filter = self.route.function() if self.route else self.ladder
         self.rule_names = _rule_names(self.source)
 
     def where(self, lineno: int) -> str:
@@ -223,6 +227,49 @@ class Filter:
 
     def assembled(self) -> str:
         return self.source
+
+
+def _dispatching(func: ast.FunctionDef, ns: dict, filename: str) -> Optional["Route"]:
+    """The ladder as functions that run only the rules that can decide a line: those
+    lib.ladder.dispatch keeps for the start of the line's message (rule tests that
+    require `begins(REPLY, ...)`), in the ladder's order.  None when no rule can be left out."""
+    plan = ladder.dispatch(func)
+    if plan is None:
+        return None
+    variants: Dict[Tuple[int, ...], Callable] = {}
+
+    def variant(keep: List[int]) -> Callable:
+        key = tuple(keep)
+        if key not in variants:
+            args = copy.deepcopy(func.args)         # (REPLY, RULE=None, _MSG_=None)
+            args.args.append(ast.arg(ladder.MSG))
+            args.defaults.append(ast.Constant(None))
+            part = ast.FunctionDef(name=func.name, args=args, body=ladder.variant_body(func, keep),
+                                   decorator_list=[], returns=None, lineno=func.lineno, col_offset=0)
+            code = compile(ast.fix_missing_locations(ast.Module(body=[part], type_ignores=[])), filename, "exec")
+            local = dict(ns)                # the same names: verdict functions, helpers, SUPERFLOUS
+            exec(code, local)
+            variants[key] = local[func.name]
+        return variants[key]
+
+    table = {start: variant(keep) for start, keep in plan.table.items()}
+    return Route(plan.width, table, variant(plan.default))
+
+
+class Route(NamedTuple):
+    """The dispatched ladder: the rules for a message are table.get(message[:width], default),
+    called as f(line, None, message)."""
+    width: int
+    table: Dict[str, Callable]
+    default: Callable
+
+    def function(self) -> Callable:
+        width, get, default, message = self.width, self.table.get, self.default, extract.parse_message
+
+        def dispatch(REPLY: str):
+            msg = message(REPLY)
+            return get(msg[:width], default)(REPLY, None, msg)
+        return dispatch
 
 
 def _rule_names(source: str) -> List[str]:
