@@ -1,13 +1,10 @@
 """Bulk matching for `watcher.py test`: a whole log's verdicts, the ladder run only where it can decide.
 
 Model: a rule decides a line only when its test holds, and the tests of
-Watcher's rules begin with plain substring checks (`Pattern in REPLY`,
-`begins(REPLY, ...)`, which implies that the line holds the text).  From
-the assembled ladder's source, `ladder_guards` derives the *guards*: a set
-of strings such that a line holding none of them gets no verdict from any
-rule.  A rule whose tests cannot be read that way (a loop, a call with
-effects before its first check) makes the guards unknown (None) and every
-line goes down the ladder as before.
+Watcher's rules begin with plain substring checks.  From the assembled
+ladder, `lib.ladder.guards` derives the *guards*: a set of strings such
+that a line holding none of them gets no verdict from any rule (None when
+the rules cannot be read that way: then every line goes down the ladder).
 
 `Counter` takes a log in large blocks and searches each block in C for
 the guards and for the superflous strings (one regular expression each,
@@ -18,96 +15,16 @@ are cut out and run through the ladder; the others are counted as ignored
 are exactly those of running the ladder on every line.  `count_file`
 splits a large file among forked processes, one per CPU.
 """
-import ast
 import os
 import pickle
 import re
-from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, Optional, Set, Tuple
+from collections import Counter as Tally
+from itertools import repeat
+from operator import add
+from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, Optional
 
-BLOCK = 8 << 20                 # bytes read at a time
+BLOCK = 1 << 20                 # bytes read at a time
 SAMPLE = 256 << 10              # the start of a log whose characters choose the search anchors
-REPLY, BEGINS = "REPLY", "begins"
-
-
-# ---- guards: what a line must hold for any rule to decide it --------------
-def _strings(node, env: Dict[str, Tuple[str, ...]]) -> Optional[Tuple[str, ...]]:
-    """The string(s) a constant expression stands for: 'x', ('x', 'y') or a name bound to one."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return (node.value,)
-    if isinstance(node, ast.Tuple) and node.elts and all(
-            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
-        return tuple(e.value for e in node.elts)
-    if isinstance(node, ast.Name):
-        return env.get(node.id)
-    return None
-
-
-def _test_guard(node, env) -> Optional[Set[str]]:
-    """Strings one of which the line holds whenever `node` is true; None when that cannot be told
-    or when evaluating `node` may do more than look at the line."""
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In) \
-            and isinstance(node.comparators[0], ast.Name) and node.comparators[0].id == REPLY:
-        found = _strings(node.left, env)
-        return set(found) if found and len(found) == 1 else None
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == BEGINS \
-            and len(node.args) == 2 and not node.keywords and isinstance(node.args[0], ast.Name) \
-            and node.args[0].id == REPLY:
-        found = _strings(node.args[1], env)       # the message begins with it, so the line holds it
-        return set(found) if found else None
-    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
-        parts = [_test_guard(v, env) for v in node.values]
-        return None if any(p is None for p in parts) else set().union(*parts)
-    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
-        best = None
-        for value in node.values:          # only up to the first test that is not a plain check
-            part = _test_guard(value, env)
-            if part is None:
-                break
-            if best is None or min(map(len, part)) > min(map(len, best)):
-                best = part
-        return best
-    return None
-
-
-def ladder_guards(source: str) -> Optional[FrozenSet[str]]:
-    """The guards of an assembled ladder (lib.rules.Filter.source), or None when unknown."""
-    try:
-        func = ast.parse(source).body[0]
-    except (SyntaxError, IndexError):
-        return None
-    if any(isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and n.id in (REPLY, BEGINS)
-           for n in ast.walk(func)):
-        return None
-    body = list(func.body)
-    # the assembler's tail: `for s in SUPERFLOUS: ...` and `return None`
-    if len(body) < 2 or not isinstance(body[-2], ast.For) or not isinstance(body[-2].iter, ast.Name) \
-            or body[-2].iter.id != "SUPERFLOUS" or not isinstance(body[-1], ast.Return):
-        return None
-    env: Dict[str, Tuple[str, ...]] = {}
-    guards: Set[str] = set()
-    for stmt in body[:-2]:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            name = stmt.targets[0].id
-            value = _strings(stmt.value, {}) if not isinstance(stmt.value, ast.Name) else None
-            if value is None and not isinstance(stmt.value, ast.Constant):
-                return None                 # an assignment that computes something
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        elif isinstance(stmt, ast.If) and not stmt.orelse:
-            part = _test_guard(stmt.test, env)
-            if part is None:
-                return None
-            guards |= part
-        elif isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
-            continue
-        else:
-            return None
-    if "" in guards:
-        return None
-    # a string that holds another guard adds nothing
-    return frozenset(g for g in guards if not any(o != g and o in g for o in guards))
 
 
 # ---- one regular expression for 'holds one of these strings' --------------
@@ -174,7 +91,7 @@ class Counter:
         self.guards, self.superflous = guards, tuple(s for s in superflous if s)
         self.decide, self.ignored, self.untreated, self.prefix = decide, ignored, untreated, exact_prefix
         self.strip = strip
-        self.counts: Dict[Key, int] = {}
+        self.counts: Dict[Key, int] = Tally()
         self._guard = self._sup_lines = None
 
     def prepare(self, sample: str) -> None:
@@ -188,29 +105,32 @@ class Counter:
 
     def add(self, text: str) -> None:
         counts, decide = self.counts, self.decide
-        get = counts.get
         if self.guards is None or "\r" in text or (self.prefix and self.prefix in text):
             lines, strip = text.split("\n"), self.strip
             if text.endswith("\n"):
                 lines.pop()
-            for line in lines:
-                key = decide(strip(line.rstrip("\r")))
-                counts[key] = get(key, 0) + 1
+            counts.update(decide(strip(line.rstrip("\r"))) for line in lines)
             return
         if self._guard is None:
             self.prepare(text[:SAMPLE])
-        rfind = text.rfind
-        decided = [text[rfind("\n", 0, a) + 1:b] for a, b in map(re.Match.span, self._guard(text))]
-        for line in decided:
-            key = decide(line)
-            counts[key] = get(key, 0) + 1
-        ignored = len(self._sup_lines(text))
-        if ignored and decided:
-            ignored -= len(self._sup_lines("\n".join(decided)))
-        rest = text.count("\n") + (0 if text.endswith("\n") else 1) - len(decided) - ignored
+        # the lines holding a guard, cut out in C: [start, end) of each, the start found
+        # back from the guard, the end by the search's [^\n]*
+        found = list(self._guard(text))
+        starts = list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1)))
+        ends = list(map(re.Match.end, found))
+        del found
+        cut = text.__getitem__
+        counts.update(map(decide, map(cut, map(slice, starts, ends))))     # counted in C
+        # the other lines: a superflous string makes them ignored, else untreated.  The
+        # pieces between the decided lines, cut at line ends, read as those lines alone
+        ends.insert(0, 0)
+        starts.append(len(text))
+        ignored = len(self._sup_lines("".join(map(cut, map(slice, ends, starts)))))
+        decided = len(ends) - 1
+        rest = text.count("\n") + (0 if text.endswith("\n") else 1) - decided - ignored
         for key, n in ((self.ignored, ignored), (self.untreated, rest)):
             if n:
-                counts[key] = get(key, 0) + n
+                counts[key] = counts.get(key, 0) + n
 
     def merge(self, counts: Dict[Key, int]) -> None:
         for key, n in counts.items():

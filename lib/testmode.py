@@ -9,10 +9,11 @@ import json
 import os
 import stat
 import sys
-from typing import Dict, IO, Iterable, Optional, Tuple
+from typing import Callable, Dict, IO, Iterable, Optional, Tuple
 
-from lib import scan
+from lib import ladder, scan
 from lib.addresses import parse_peer
+from lib.extract import parse_message
 from lib.errors import WatcherError
 from lib.rules import Filter
 from lib.sender import PREFIX, split
@@ -42,7 +43,11 @@ IGNORED = (None, None, "ignore", None)          # a superflous line
 
 def _verdict(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> Tuple:
     """(rule, ip, action, via) of one line."""
-    v = flt.filter(line)
+    return _judged(flt.filter(line), line, companions, depth)
+
+
+def _judged(v, line: str, companions: Dict[str, Filter], depth: int) -> Tuple:
+    """(rule, ip, action, via) of the filter's verdict `v` on `line`."""
     if v is None:
         return UNTREATED
     if v.action == "forward" and v.to in companions and depth == 0:
@@ -56,6 +61,40 @@ def _verdict(flt: Filter, line: str, companions: Dict[str, Filter], depth: int =
         return v.rule, ip, "inject", None
     # success (a login that clears affairs) and superflous lines count nothing
     return v.rule, None, "ignore", None
+
+
+def decider(flt: Filter, companions: Dict[str, Filter]) -> Callable[[str], Tuple]:
+    """_verdict(flt, line, companions) as one function of the line, the common cases
+    (an address seen before, a line ignored) without a further call, and the dispatch
+    of flt.filter (flt.route) done here."""
+    peers, ignored, route = _PEERS, {}, flt.route
+    filt = flt.filter
+    width, get, default = (route.width, route.table.get, route.default) if route else (0, None, None)
+
+    def decide(line: str) -> Tuple:
+        if get is not None:
+            msg = parse_message(line)
+            v = get(msg[:width], default)(line, None, msg)
+        else:
+            v = filt(line)
+        if v is None:
+            return UNTREATED
+        action = v[0]
+        if action == "inject":
+            ip = peers.get(v[2], _UNSEEN)
+            if ip is _UNSEEN:
+                ip = _peer(v[2])
+            return (v[1], ip, "inject", None) if ip is not None else (v[1], None, "ignore", None)
+        if action == "ignore" or action == "success":
+            key = ignored.get(v[1])
+            if key is None:
+                key = ignored[v[1]] = (v[1], None, "ignore", None)
+            return key
+        return _judged(v, line, companions, 0)
+    return decide
+
+
+_UNSEEN = object()
 
 
 def verdict_of(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> dict:
@@ -115,8 +154,8 @@ def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_jso
 def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Tuple, int]:
     """How many lines got each verdict.  A large regular file is split among the CPUs
     this process may use; standard input is read by this process alone."""
-    counter = scan.Counter(scan.ladder_guards(flt.source), flt.superflous,
-                           lambda line: _verdict(flt, line, companions), IGNORED, UNTREATED,
+    counter = scan.Counter(ladder.guards(flt.source), flt.superflous,
+                           decider(flt, companions), IGNORED, UNTREATED,
                            exact_prefix=PREFIX, strip=lambda line: split(line)[1])
     try:
         regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.tell() == 0

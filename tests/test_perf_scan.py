@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT
 from lib import scan, testmode
+from lib.ladder import guards
 from lib.rules import Filter
 from lib.sender import PREFIX, split
 
@@ -47,7 +48,7 @@ def counts_line_by_line(flt, companions, data: bytes):
 
 
 def counter(flt, companions):
-    return scan.Counter(scan.ladder_guards(flt.source), flt.superflous,
+    return scan.Counter(guards(flt.source), flt.superflous,
                         lambda line: testmode._verdict(flt, line, companions), testmode.IGNORED,
                         testmode.UNTREATED, exact_prefix=PREFIX, strip=lambda line: split(line)[1])
 
@@ -90,12 +91,12 @@ def test_guards_are_unknown_when_a_rule_is_not_plain_checks(tmp_path):
     (d / "200-b.rule").write_text('RULE = "b"\nif begins(REPLY, ("Invalid user ", "User ")): return inject()\n')
     for p in d.iterdir():
         p.chmod(0o644)
-    assert scan.ladder_guards(Filter(str(d), "LG").source) == {"Failed password for ", "Invalid user ", "User "}
+    assert guards(Filter(str(d), "LG").source) == {"Failed password for ", "Invalid user ", "User "}
     (d / "300-c.rule").write_text('RULE = "c"\nfor w in ("x", "y"):\n    if w in REPLY: return ignore()\n')
     (d / "300-c.rule").chmod(0o644)
-    assert scan.ladder_guards(Filter(str(d), "LG").source) is None          # a loop: every line is decided
+    assert guards(Filter(str(d), "LG").source) is None          # a loop: every line is decided
     (d / "300-c.rule").write_text('RULE = "c"\nif check(REPLY) and "x" in REPLY: return ignore()\n')
-    assert scan.ladder_guards(Filter(str(d), "LG").source) is None          # a call before the check
+    assert guards(Filter(str(d), "LG").source) is None          # a call before the check
 
 
 def test_contains_regex_finds_exactly_the_lines_holding_a_string():
