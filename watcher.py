@@ -13,11 +13,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
-from lib import config, syslogconf, testmode  # noqa: E402
+from lib import config, testmode  # noqa: E402
 from lib.errors import UsageError, cli_main  # noqa: E402
-from lib.rules import Filter  # noqa: E402
+from lib.rules import Filter, rules_dir  # noqa: E402
 from lib.supervise import installed_modules, supervise  # noqa: E402
-from lib.watch import rules_dir  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,6 +82,8 @@ def main(argv) -> int:
         if token == "MX" and "MB" in installed_modules():
             companions["MB"] = Filter(rules_dir(config.load("MB")), "MB", check_perms=False)
         return testmode.run(flt, companions, testmode.open_input(args.logfile), sys.stdout, args.json)
+    if args.command == "syslog-config":
+        from lib import syslogconf
     if args.command == "syslog-config" and args.logger in ("apache", "nginx"):
         sys.stdout.write(syslogconf.apache() if args.logger == "apache" else syslogconf.nginx())
         return 0

@@ -18,7 +18,7 @@ from lib.errors import UsageError, WatcherError
 from lib.fifo import ensure_fifo
 from lib.rules import Filter
 from lib.supervise import (alive, installed_modules, read_pid, spawn_supervisor, stop_pid, supervisor_pid)
-from lib.watch import rules_dir
+from lib.rules import rules_dir
 
 Say = Callable[[str], None]
 

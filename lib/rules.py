@@ -174,6 +174,11 @@ def rule_files(rules_dir: str, disabled: bool = False) -> List[str]:
                   if _RULE_FILE.match(os.path.basename(p)))
 
 
+def rules_dir(settings) -> str:
+    """A module's rules folder."""
+    return os.path.join(settings.module_path, "rules")
+
+
 def read_superflous(rules_dir: str) -> List[str]:
     path = os.path.join(rules_dir, "superflous_map")
     try:
@@ -213,7 +218,9 @@ class Filter:
         self.filename = f"<filter of {rules_dir}>"
         exec(compile(tree, self.filename, "exec"), ns)
         self.ladder = ns["_filter"]                 # every rule, in order
-        self.route = _dispatching(tree.body[0], ns, self.filename)
+        self.function = tree.body[0]                # its syntax tree (verdict calls pass RULE and REPLY)
+        self.plan = ladder.dispatch(self.function)
+        self.route = _dispatching(self.function, self.plan, ns, self.filename)
         self.filter = self.route.function() if self.route else self.ladder
         self.rule_names = _rule_names(self.source)
 
@@ -229,11 +236,11 @@ class Filter:
         return self.source
 
 
-def _dispatching(func: ast.FunctionDef, ns: dict, filename: str) -> Optional["Route"]:
+def _dispatching(func: ast.FunctionDef, plan: Optional[ladder.Dispatch], ns: dict,
+                 filename: str) -> Optional["Route"]:
     """The ladder as functions that run only the rules that can decide a line: those
     lib.ladder.dispatch keeps for the start of the line's message (rule tests that
     require `begins(REPLY, ...)`), in the ladder's order.  None when no rule can be left out."""
-    plan = ladder.dispatch(func)
     if plan is None:
         return None
     variants: Dict[Tuple[int, ...], Callable] = {}

@@ -25,7 +25,7 @@ from lib.errors import WatcherError
 from lib.fifo import FifoReader, ensure_fifo
 from lib.log import LogFile, NullLog
 from lib import sender
-from lib.rules import Filter
+from lib.rules import Filter, rules_dir
 from lib.sender import SenderCheck
 
 
@@ -33,8 +33,6 @@ BATCH_LINES = 500       # one database transaction and one firewall flush cover 
 BATCH_SECONDS = 0.05    # or this much work, whichever comes first
 
 
-def rules_dir(settings) -> str:
-    return os.path.join(settings.module_path, "rules")
 
 
 class HeldLog:
