@@ -247,3 +247,28 @@ def variant_body(func: ast.FunctionDef, keep: List[int]) -> List[ast.stmt]:
                 continue
         out.append(stmt)
     return out or [ast.Pass()]
+
+
+def read(func: ast.FunctionDef) -> Tuple[List[Tuple[ast.stmt, Env]], Set[str]]:
+    """The ladder's top-level statements, each with the constants bound before it, and the
+    names bound anywhere else (no statement can be sure of their values)."""
+    unstable = _bound_elsewhere(func)
+    return list(_statements(func, unstable)), unstable
+
+
+def requires(test, env: Env) -> Optional[Set[str]]:
+    """Strings one of which the message begins with whenever `test` is true (see dispatch)."""
+    return _requires(test, env)
+
+
+def begins_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
+    return _begins_strings(node, env)
+
+
+def contains_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
+    return _contains_strings(node, env)
+
+
+def constant(node) -> bool:
+    """A `NAME = 'x'` or `NAME = ('x', ...)` the env takes in."""
+    return _strings(node, {}) is not None

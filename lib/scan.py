@@ -10,7 +10,8 @@ the rules cannot be read that way: then every line goes down the ladder).
 the guards and for the superflous strings (one regular expression each,
 every branch anchored at one of a few characters that are rare in that
 log, so the search skips most of the text).  Only lines holding a guard
-are cut out and run through the ladder; the others are counted as ignored
+are cut out and decided (by the ladder, or together by `decide_many`:
+lib.fastlane); the others are counted as ignored
 (superflous) or untreated without being looked at one by one.  The counts
 are exactly those of running the ladder on every line.  `count_file`
 splits a large file among forked processes, one per CPU.
@@ -21,7 +22,7 @@ import re
 from collections import Counter as Tally
 from itertools import repeat
 from operator import add
-from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, Optional
+from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List, Optional
 
 BLOCK = 1 << 20                 # bytes read at a time
 SAMPLE = 256 << 10              # the start of a log whose characters choose the search anchors
@@ -87,10 +88,12 @@ class Counter:
 
     def __init__(self, guards: Optional[FrozenSet[str]], superflous: Iterable[str],
                  decide: Callable[[str], Key], ignored: Key, untreated: Key, exact_prefix: str = "",
-                 strip: Callable[[str], str] = lambda line: line):
+                 strip: Callable[[str], str] = lambda line: line,
+                 decide_many: Optional[Callable[[List[str]], Dict[Key, int]]] = None):
         self.guards, self.superflous = guards, tuple(s for s in superflous if s)
         self.decide, self.ignored, self.untreated, self.prefix = decide, ignored, untreated, exact_prefix
         self.strip = strip
+        self.decide_many = decide_many or (lambda lines: Tally(map(decide, lines)))
         self.counts: Dict[Key, int] = Tally()
         self._guard = self._sup_lines = None
 
@@ -120,7 +123,7 @@ class Counter:
         ends = list(map(re.Match.end, found))
         del found
         cut = text.__getitem__
-        counts.update(map(decide, map(cut, map(slice, starts, ends))))     # counted in C
+        counts.update(self.decide_many(list(map(cut, map(slice, starts, ends)))))
         # the other lines: a superflous string makes them ignored, else untreated.  The
         # pieces between the decided lines, cut at line ends, read as those lines alone
         ends.insert(0, 0)

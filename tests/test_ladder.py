@@ -9,16 +9,21 @@ knows, and rule folders written to break the reading (a rule that rebinds
 a name the checks rely on, calls something first, has an `else:`, changes
 a pattern inside an `if`).  And sshd's peer, read with one regex search on
 short ASCII messages, must be what the place-by-place reading gives.
+The fast lane of `watcher.py test` (lib.fastlane) must count what the
+ladder gives on the same lines, read most of sshd's lines itself, and hand
+the ladder every line and rule it cannot read.
 """
 import glob
 import os
 import random
 import re
+from collections import Counter
 
 import pytest
 
 from conftest import ROOT
-from lib import extract
+from lib import extract, scan, testmode
+from lib.fastlane import TWINS, FastLane
 from lib.rules import Filter
 
 MODULES = [t for t in ("LG", "MX", "MB", "WB") if os.path.isdir(os.path.join(ROOT, "modules", f"Watch{t}", "rules"))]
@@ -165,3 +170,104 @@ def test_a_call_before_the_check_runs_for_every_line(tmp_path):
                            "100-a.rule": FAILED})
     got = [flt.filter(LINES[0]) for _ in range(4)]
     assert [v.rule for v in got] == ["failed", "c", "failed", "c"]
+
+
+# ---- the fast lane of `watcher.py test` (lib.fastlane) -----------------------------------
+def lane_counts(flt, lines, slow_lines=None):
+    """testmode's counts of `lines` through the lane (slow_lines collects what it hands back)."""
+    decide = testmode.decider(flt, {})
+
+    def slow(line):
+        if slow_lines is not None:
+            slow_lines.append(line)
+        return decide(line)
+    lane = FastLane(flt)
+    assert lane.usable
+    superflous = scan.contains_regex(flt.superflous).search
+    return dict(lane.count(lines, slow, superflous, lambda r: (r, None, "ignore", None),
+                           lambda r, t: ((r, testmode._peer(t), "inject", None) if testmode._peer(t)
+                                         else (r, None, "ignore", None)),
+                           (testmode.IGNORED, testmode.UNTREATED)))
+
+
+def ladder_counts(flt, lines):
+    return dict(Counter(testmode._verdict(flt, line, {}) for line in lines))
+
+
+def odd_lines(lines):
+    """Lines the lane must hand to the ladder: long, not ASCII, <PRI>, wrapped, no header."""
+    for line in lines:
+        msg = extract.message(line)
+        yield line + " " + "x" * 500
+        yield line.replace("root", "r\u00f6\u00f6t").replace("admin", "\u00e4dmin")
+        yield "<38>" + line
+        yield "Nov 22 10:00:00 srv sshd[1]: message repeated 2 times: [ " + msg + "]"
+        yield "Nov 22 10:00:00 srv sshd[1]: error: " + msg
+        yield msg
+
+
+def test_the_fast_lane_counts_as_the_ladder_on_the_sshd_corpus():
+    flt = Filter(os.path.join(ROOT, "modules", "WatchLG", "rules"), "LG", check_perms=False)
+    lines = [l for l in module_lines("LG") if l and "\n" not in l and "\r" not in l]
+    slow = []
+    assert lane_counts(flt, lines, slow) == ladder_counts(flt, lines)
+    assert len(slow) < len(lines) // 3          # most of sshd's lines are read by the lane
+    everything = lines + list(odd_lines(lines))
+    assert lane_counts(flt, everything) == ladder_counts(flt, everything)
+
+
+def test_the_lane_reads_plain_sshd_lines_itself():
+    flt = Filter(os.path.join(ROOT, "modules", "WatchLG", "rules"), "LG", check_perms=False)
+    lines = ["Nov 22 10:00:00 srv sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2",
+             "Nov 22 10:00:00 srv sshd[1]: Failed password for invalid user a b from 2001:db8::1 port 22 ssh2",
+             "Nov 22 10:00:00 srv sshd[1]: Invalid user x from 192.0.2.2 port 4",
+             "Nov 22 10:00:00 srv sshd[1]: Invalid user x from 192.0.2.2 port 4 from",
+             "Nov 22 10:00:00 srv sshd[1]: Accepted publickey for a from 192.0.2.3 port 5 ssh2: ED25519 SHA256:x",
+             "Nov 22 10:00:00 srv sshd[1]: Connection closed by authenticating user root 192.0.2.4 port 6 [preauth]",
+             "Nov 22 10:00:00 srv sshd[1]: Failed password for root from 127.0.0.1 port 22 ssh2",
+             "Nov 22 10:00:00 srv sshd[1]: Connection closed by 192.0.2.5 port 7 [preauth]",
+             "Nov 22 10:00:00 srv sshd[1]: Fail"]
+    slow = []
+    got = lane_counts(flt, lines, slow)
+    assert slow == [] and got == ladder_counts(flt, lines)
+    assert got[("root-password", "192.0.2.1", "inject", None)] == 1
+    assert got[("root-password", None, "ignore", None)] == 1          # loopback never injects
+    assert got[("invalid-user", None, "ignore", None)] == 1            # a ' from' after the peer
+
+
+def test_the_lane_hands_rules_it_cannot_read_to_the_ladder(tmp_path):
+    key = f"watcher-lane-{tmp_path.name}"
+    flt = rules(tmp_path, {
+        "100-a.rule": FAILED,
+        "110-b.rule": 'RULE = "b"\nif begins(REPLY, "Invalid user ") and REPLY.endswith("22"): return ignore()\n',
+        "120-c.rule": 'RULE = "c"\nif begins(REPLY, "Invalid user "): return inject(from_port(message(REPLY)))\n',
+        "130-d.rule": 'RULE = "d"\nif begins(REPLY, "User ") and "192.0.2.4" in REPLY: return success()\n',
+        "140-e.rule": f'RULE = "e"\nif begins(REPLY, "Fa"):\n    import sys\n    sys.modules.setdefault("{key}", []).append(1)\n'
+                      '    return ignore()\n'}, superflous="pam_unix(cron:session)\n")
+    lines = [l for l in LINES if l]
+    slow = []
+    assert lane_counts(flt, lines, slow) == ladder_counts(flt, lines)
+    assert slow and len(slow) < len(lines)
+
+
+def test_a_ladder_with_a_rule_for_every_line_has_no_lane(tmp_path):
+    flt = rules(tmp_path, {"100-a.rule": FAILED, "200-b.rule": 'RULE = "b"\nif "x" in REPLY: return ignore()\n'})
+    lane = FastLane(flt)
+    assert not lane.usable or all(v is None for v in lane.lanes.values())
+    lines = [l for l in LINES if l]
+    if lane.usable:
+        assert lane_counts(flt, lines) == ladder_counts(flt, lines)
+
+
+@pytest.mark.parametrize("helper", sorted(TWINS))
+def test_the_lane_reads_addresses_as_the_helpers_do(helper):
+    twin = re.compile(TWINS[helper])
+    words = [" from ", "from", " port ", "22", "123456", "192.0.2.7", "::1", " ssh2", " [preauth]", ": ", "x",
+             " ", ",", "\t", "0", "Failed password for ", "Invalid user "]
+    rnd = random.Random(11)
+    for _ in range(100000):
+        text = "".join(rnd.choice(words) for _ in range(rnd.randrange(1, 12)))
+        m = twin.match(text)
+        got = (m.group(1) or None) if m else None
+        want = getattr(extract, helper)(text)[0]
+        assert got == want, text
