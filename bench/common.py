@@ -19,7 +19,7 @@ import time
 from typing import Callable, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY = sys.executable
+PY = sys.executable     # Watcher runs with the Python that runs the benchmark, never a wrapper's
 
 
 def sh(argv, ns: Optional[str] = None, check: bool = False, timeout: float = 120, **kw):
@@ -159,8 +159,8 @@ class Watcher:
         self.env.pop("SSH_CONNECTION", None)
 
     def run(self, *args, timeout: float = 300):
-        script = os.path.join(ROOT, args[0])
-        return sh([script, *args[1:]], ns=self.ns, env=self.env, cwd=ROOT, timeout=timeout)
+        script = os.path.join(ROOT, args[0])        # with the benchmark's Python (see PY)
+        return sh([PY, script, *args[1:]], ns=self.ns, env=self.env, cwd=ROOT, timeout=timeout)
 
     def fifo(self, token: str = "LG") -> str:
         return os.path.join(self.base, "pipes", "Watch" + token)

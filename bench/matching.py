@@ -12,7 +12,7 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from common import ROOT, median
+from common import PY, ROOT, median
 
 F2B_FILTER = "/etc/fail2ban/filter.d/sshd.conf"
 SSHG_PARSER = "/usr/libexec/sshguard/sshg-parser"
@@ -31,7 +31,7 @@ def timed(argv: List[str], stdin_path: Optional[str] = None) -> float:
 
 def compare(token: str, log: str, lines: int, runs: int, peers: bool) -> Dict[str, object]:
     """Seconds per tool (lists of runs) on `log`."""
-    tools = {"watcher": [os.path.join(ROOT, "watcher.py"), "test", token, log],
+    tools = {"watcher": [PY, os.path.join(ROOT, "watcher.py"), "test", token, log],
              "watcher_1cpu": None}
     if token == "LG" and peers:
         if shutil.which("fail2ban-regex") and os.path.exists(F2B_FILTER):
@@ -42,7 +42,7 @@ def compare(token: str, log: str, lines: int, runs: int, peers: bool) -> Dict[st
     for _ in range(runs):
         for name, argv in tools.items():
             if name == "watcher_1cpu":      # through a pipe: one process, no split of the file
-                out[name].append(timed(["sh", "-c", 'cat "$1" | "$2" test "$3" -', "sh", log,
+                out[name].append(timed(["sh", "-c", 'cat "$1" | "$2" "$3" test "$4" -', "sh", log, PY,
                                         os.path.join(ROOT, "watcher.py"), token]))
             elif name == "sshg-parser":
                 out[name].append(timed(argv, stdin_path=log))
