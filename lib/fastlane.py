@@ -99,6 +99,7 @@ def _rule(stmt: ast.If, env) -> Optional[Rule]:
     return escape
 
 
+_NEVER = re.compile("(?!)").match         # a lane without rules: no line matches
 _TAIL = ast.dump(ast.parse("for s in SUPERFLOUS:\n    if s in REPLY:\n        return IGNORE\nreturn None\n"))
 
 
@@ -171,11 +172,13 @@ class FastLane:
         append, width = out.append, self.width
         sup_key, untreated = fell_through
 
-        def bind(lane: Optional[Lane]):     # (match, {group: (kind, key or rule, address group, keys)})
+        def bind(lane: Optional[Lane]):     # (match, [group -> (kind, key or rule, address group, keys)])
             if lane is None:
                 return None
-            return lane.match, {g: (kind, ignored(rule) if kind == IGNORED else rule, addr, {})
-                                for g, (kind, rule, addr) in lane.alts.items()}
+            alts = [None] * (max(lane.alts, default=0) + 1)
+            for g, (kind, rule, addr) in lane.alts.items():
+                alts[g] = (kind, ignored(rule) if kind == IGNORED else rule, addr, {})
+            return lane.match or _NEVER, alts
         get, default = {k: bind(v) for k, v in self.lanes.items()}.get, bind(self.default)
         if lines and (max(map(len, lines)) >= LIMIT or not all(map(str.isascii, lines))
                       or any(map(methodcaller("startswith", "<"), lines))):
@@ -186,21 +189,19 @@ class FastLane:
                 else:
                     lines.append(line)
         for line in lines:
-            colon = line.find(": ")         # the message, as extract.parse_message cuts it
-            msg = line[colon + 2:] if colon >= 0 else line
-            if msg[:1] in "mef":            # maybe rsyslog's 'message repeated', sshd's 'error: '
+            start = line.find(": ") + 2     # the message, as extract.parse_message cuts it
+            if start == 1:
+                start = 0
+            lead = line[start:start + width]
+            lane = get(lead, default)
+            if lane is None or lead[:1] in "mef":   # maybe rsyslog's 'message repeated', 'error: '
                 append(slow(line))
                 continue
-            lane = get(msg[:width], default)
-            if lane is None:
-                append(slow(line))
-                continue
-            match, alts = lane
-            m = match(msg) if match else None
+            m = lane[0](line, start)
             if m is None:                   # no rule decides: the superflous strings do
                 append(sup_key if superflous(line) else untreated)
                 continue
-            kind, what, addr, keys = alts[m.lastindex]
+            kind, what, addr, keys = lane[1][m.lastindex]
             if kind == IGNORED:
                 append(what)
             elif kind == INJECTED:
