@@ -55,10 +55,10 @@ def test_silent_fifo_is_warned_until_a_line_comes(instance):
     assert r.returncode == 0, r.stderr
     warned = []
 
-    def silent():
+    def silent():                       # WatchLG's own warning: the modules start one after another
         out = w.run("report").stdout
         warned.append(out)
-        return "has been silent for" in out
+        return f"its FIFO {w.fifo()} has been silent for" in out
     assert wait_for(silent, 10, 0.2), warned[-1]
     out = warned[-1]
     assert "WatchLG: running, pid" in out and "no line yet" in out
