@@ -13,7 +13,7 @@ import re
 import pytest
 
 from conftest import ROOT
-from lib import scan, testmode
+from lib import extract, scan, testmode
 from lib.ladder import guards
 from lib.rules import Filter
 from lib.sender import PREFIX, split
@@ -36,7 +36,9 @@ def sample_lines(token):
             lines += [l.rstrip("\n").partition("\t")[2] for l in f if "\t" in l and not l.startswith("#")]
     lines += ["", "Nov 22 10:00:00 srv CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
               "Nov 22 10:00:00 srv kernel: something never seen"]
-    return lines
+    # a block holding Watcher's sender prefix is decided line by line (test_awkward_input...):
+    # without it the bulk pass is what runs
+    return [l for l in lines if PREFIX not in l and "\r" not in l]
 
 
 def counts_line_by_line(flt, companions, data: bytes):
@@ -66,6 +68,36 @@ def test_bulk_counts_equal_the_ladder_line_by_line(token, tmp_path):
     path.write_bytes(data)
     with open(path, "rb") as f:                      # split among three processes
         assert scan.count_file(counter(flt, companions), f.fileno(), jobs=3) == want
+
+
+def wrapped(lines):
+    """Each line as it is, and its message under the other headers the reader knows."""
+    for line in lines:
+        msg = extract.message(line)
+        yield line
+        yield msg                                                       # no header: it begins the line
+        yield "<38>" + line
+        yield "<38>1 2026-11-22T10:00:00+00:00 srv sshd 42 - [x a=\"1\"] " + msg
+        yield "Nov 22 10:00:00 srv sshd[1]: message repeated 3 times: [ " + msg + "]"
+        yield "Nov 22 10:00:00 srv sshd[1]: error: " + msg
+        yield "Nov 22 10:00:00 srv sshd[1]: x: " + msg                  # not after the first ': '
+
+
+@pytest.mark.parametrize("token", MODULES)
+def test_the_watcher_test_command_counts_as_the_ladder_under_every_header(token, tmp_path, monkeypatch):
+    """testmode's whole bulk path (the search for guards, the fast lane, the split among
+    processes) against the ladder line by line."""
+    flt = ladder(token)
+    companions = {"MB": ladder("MB")} if token == "MX" and "MB" in MODULES else {}
+    data = ("\n".join(wrapped(sample_lines(token))) + "\n").encode()
+    want = counts_line_by_line(flt, companions, data)
+    assert testmode._counts(flt, companions, io.BytesIO(data)) == want
+    path = tmp_path / "log"
+    path.write_bytes(data * 20)
+    monkeypatch.setattr(testmode, "PARALLEL_BYTES", 1)              # split among the CPUs
+    with open(path, "rb") as f:
+        got = testmode._counts(flt, companions, f)
+    assert got == {k: 20 * n for k, n in want.items()}
 
 
 def test_awkward_input_counts_the_same():
