@@ -8,7 +8,6 @@ host's own addresses.
 """
 import ipaddress
 import json
-import subprocess
 from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 from lib.errors import WatcherError, located
@@ -78,11 +77,12 @@ def read_list(path: str, check: Optional[Callable[[Network], None]] = None) -> T
     return nets, problems
 
 
-def host_addresses(run=subprocess.run) -> List[Address]:
+def host_addresses(run=None) -> List[Address]:
     """The host's own addresses (all interfaces, all namespaces' view of them)."""
+    import subprocess               # here: `watcher.py test` never needs it
     found = []
     try:
-        out = run(["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=5)
+        out = (run or subprocess.run)(["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=5)
         for link in json.loads(out.stdout or "[]"):
             for info in link.get("addr_info", []):
                 try:

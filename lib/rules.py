@@ -259,7 +259,15 @@ def _dispatching(func: ast.FunctionDef, plan: Optional[ladder.Dispatch], ns: dic
             variants[key] = local[func.name]
         return variants[key]
 
-    table = {start: variant(keep) for start, keep in plan.table.items()}
+    table: Dict[str, Callable] = {}
+
+    def later(start: str, keep: List[int]) -> Callable:
+        def first(REPLY, RULE=None, _MSG_=None):    # compiled when a message first asks for it
+            table[start] = f = variant(keep)
+            return f(REPLY, RULE, _MSG_)
+        return first
+    for start, keep in plan.table.items():
+        table[start] = later(start, keep)
     return Route(plan.width, table, variant(plan.default))
 
 

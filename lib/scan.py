@@ -17,7 +17,6 @@ are exactly those of running the ladder on every line.  `count_file`
 splits a large file among forked processes, one per CPU.
 """
 import os
-import pickle
 import re
 from collections import Counter as Tally
 from itertools import repeat
@@ -161,6 +160,7 @@ class _Part:
 def count_file(counter: Counter, fd: int, jobs: int = 1) -> Dict[Key, int]:
     """The counts of a regular file (an open descriptor), split at line ends into `jobs`
     parts counted by forked processes at once (this process counts the first part)."""
+    import pickle                   # the counts of the forked processes come back pickled
     size = os.fstat(fd).st_size
     counter.prepare(os.pread(fd, SAMPLE, 0).replace(b"\0", b"").decode("utf-8", "replace"))
     cuts = [0]

@@ -39,8 +39,7 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
 from lib import extract
@@ -61,8 +60,7 @@ class ListError(WatcherError):
 
 
 # ---- one line, parsed ------------------------------------------------------
-@dataclass(frozen=True)
-class WebLine:
+class WebLine(NamedTuple):
     kind: str                       # "access" or "error"
     peer: Optional[str]             # the address the server wrote (before any proxy logic)
     key: Optional[int]              # one request's key for lib.affairs (port, connection or line)
@@ -272,8 +270,7 @@ def parse(line: str) -> Optional[WebLine]:
 
 
 # ---- the shipped lists ---------------------------------------------------------
-@dataclass(frozen=True)
-class PathEntry:
+class PathEntry(NamedTuple):
     text: str                       # lower case; matched in the target, raw and percent-decoded once
     method: Optional[str] = None
     statuses: Tuple[int, ...] = ()
