@@ -13,7 +13,6 @@ The fast lane of `watcher.py test` (lib.fastlane) must count what the
 ladder gives on the same lines, read most of sshd's lines itself, and hand
 the ladder every line and rule it cannot read.
 """
-import glob
 import os
 import random
 import re
@@ -22,24 +21,10 @@ from collections import Counter
 import pytest
 
 from conftest import ROOT
+from corpus import MODULES, module_lines
 from lib import extract, scan, testmode
 from lib.fastlane import TWINS, FastLane
 from lib.rules import Filter
-
-MODULES = [t for t in ("LG", "MX", "MB", "WB") if os.path.isdir(os.path.join(ROOT, "modules", f"Watch{t}", "rules"))]
-_EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
-
-
-def module_lines(token):
-    lines = []
-    for path in glob.glob(os.path.join(ROOT, "modules", f"Watch{token}", "rules", "[0-9]*.rule*")):
-        with open(path, encoding="utf-8") as f:
-            lines += [m.group(1) for m in map(_EXAMPLE.match, (l.strip() for l in f)) if m]
-    for corpus in glob.glob(os.path.join(ROOT, "tests", "data", "*-corpus.txt")):
-        with open(corpus, encoding="utf-8") as f:
-            lines += [l.rstrip("\n").partition("\t")[2] for l in f if "\t" in l and not l.startswith("#")]
-    return lines
-
 
 def variations(line):
     """The line, its message alone, under other syslog headers, wrapped by rsyslog, cut short."""

@@ -5,35 +5,24 @@ is never given to the ladder.  The counts of the bulk pass (in one process and
 split among processes) must equal those of running every line through the
 ladder, on each shipped module's corpus and example lines and on awkward input:
 carriage returns, NULs, bad UTF-8, no final newline, Watcher's sender prefix."""
-import glob
 import io
 import os
-import re
 
 import pytest
 
 from conftest import ROOT
+from corpus import MODULES, module_lines
 from lib import extract, scan, testmode
 from lib.ladder import guards
 from lib.rules import Filter
 from lib.sender import PREFIX, split
-
-MODULES = [t for t in ("LG", "MX", "MB", "WB") if os.path.isdir(os.path.join(ROOT, "modules", f"Watch{t}", "rules"))]
-_EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
-
 
 def ladder(token):
     return Filter(os.path.join(ROOT, "modules", f"Watch{token}", "rules"), token, check_perms=False)
 
 
 def sample_lines(token):
-    lines = []
-    for path in glob.glob(os.path.join(ROOT, "modules", f"Watch{token}", "rules", "[0-9]*.rule*")):
-        with open(path, encoding="utf-8") as f:
-            lines += [m.group(1) for m in map(_EXAMPLE.match, (l.strip() for l in f)) if m]
-    for corpus in glob.glob(os.path.join(ROOT, "tests", "data", "*-corpus.txt")):
-        with open(corpus, encoding="utf-8") as f:
-            lines += [l.rstrip("\n").partition("\t")[2] for l in f if "\t" in l and not l.startswith("#")]
+    lines = module_lines(token)
     lines += ["", "Nov 22 10:00:00 srv CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
               "Nov 22 10:00:00 srv kernel: something never seen"]
     # a block holding Watcher's sender prefix is decided line by line (test_awkward_input...):
