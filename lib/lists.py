@@ -24,23 +24,24 @@ line; a text list must end with a newline (a download cut mid-line lacks
 it); a body shorter than its Content-Length, a broken chunked body and a gzip
 stream without its end are truncated too.
 
-Downloading itself is lib.fetch's; the command lines are lib.listcmd's.
+Reading the entries of a body is lib.listentries'; the files under
+DATA_DIR/lists (state, lock) are lib.liststore's; downloading is lib.fetch's;
+the command lines are lib.listcmd's.
 """
-import contextlib
-import fcntl
-import ipaddress
 import json
 import os
 import re
 import signal
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lib import config, firewall
 from lib.addresses import Address, Network, host_addresses, read_list
 from lib.errors import WatcherError, located
 from lib.fetch import DEFAULT_TIMEOUT, ListError, fetch
+from lib.listentries import FORMATS, check_network, parse, validate
+from lib.liststore import lists_dir, locked, read_state, record, write_atomic
 
 Say = Callable[[str], None]
 Fetcher = Callable[[str, float], bytes]
@@ -49,18 +50,11 @@ SPAMHAUS_INTERVAL = 3600        # Spamhaus: automated downloads at least an hour
 FEED_INTERVAL = 3600
 MIN_INTERVAL = 60
 CRON_GRACE = 60                 # an hourly cron job may start a second early: still due
-MIN_PREFIX = {4: 8, 6: 19}      # anything wider is a mistake, not a block list
-FORMATS = ("plain", "nixspam", "spamhaus")
 NAME_MAX = 31 - len("6-new")    # ipset names hold 31 characters; the temporary set adds '6-new'
 SHOW_PROBLEMS = 10
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _SPAN = re.compile(r"(\d+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_BOGUS = [(ipaddress.ip_network(n), why) for n, why in (
-    ("0.0.0.0/8", "'this network' (0.0.0.0/8)"), ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local"), ("224.0.0.0/4", "multicast"), ("255.255.255.255/32", "broadcast"),
-    ("::/128", "the unspecified address"), ("::1/128", "loopback"), ("::ffff:0:0/96", "IPv4-mapped space"),
-    ("fe80::/10", "link-local"), ("ff00::/8", "multicast"))]
 
 
 @dataclass(frozen=True)
@@ -135,176 +129,6 @@ def feed_sets(settings) -> List[str]:
     if not os.path.exists(settings.FEEDS):
         return []
     return [f.name for f in read_feeds(settings.FEEDS)]
-
-
-# ---------------------------------------------------------------- one entry
-def check_network(net: Network, own: Sequence[Address] = ()) -> None:
-    """ValueError saying why `net` must never go into a drop set."""
-    if net.prefixlen < MIN_PREFIX[net.version]:
-        raise ValueError(f"{net} is wider than /{MIN_PREFIX[net.version]}")
-    for bad, why in _BOGUS:
-        if bad.version == net.version and net.overlaps(bad):
-            raise ValueError(f"{net} is {why}" if net.subnet_of(bad) else f"{net} covers {why} ({bad})")
-    for addr in own:
-        if addr.version == net.version and not addr.is_loopback and addr in net:
-            raise ValueError(f"{net} holds this host's own address {addr}")
-
-
-def check_entry(text: Optional[str], own: Sequence[Address] = ()) -> Network:
-    """The network one list entry names, or ValueError saying why it is refused."""
-    if not text:
-        raise ValueError("no address")
-    if "%" in text or len(text) > 60:
-        raise ValueError(f"not an address or network: {text[:60]!r}")
-    try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ValueError(f"not an address or network: {text[:60]!r}") from None
-    if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped:
-        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
-    check_network(net, own)
-    return net
-
-
-def validate(entries: Sequence[Tuple[int, Optional[str]]], own: Sequence[Address],
-             where: str) -> Tuple[List[Network], List[str]]:
-    """Networks of the good entries (each once) and 'WHERE:LINE: rejected ...' for the others."""
-    nets, seen, problems = [], set(), []
-    for n, text in entries:
-        try:
-            net = check_entry(text, own)
-        except ValueError as e:
-            problems.append(located(where, n, f"rejected: {e}"))
-            continue
-        if net not in seen:
-            seen.add(net)
-            nets.append(net)
-    return nets, problems
-
-
-# ---------------------------------------------------------------- one body
-def _text_lines(body: str) -> List[str]:
-    if not body.endswith("\n"):
-        raise ListError("truncated: the last line has no newline (download cut short?)")
-    return body.splitlines()
-
-
-def _parse_json_lines(body: str) -> List[Tuple[int, Optional[str]]]:
-    lines = body.splitlines()
-    numbered = [(n, l.strip()) for n, l in enumerate(lines, 1) if l.strip()]
-    entries, last_meta = [], False
-    for i, (n, line) in enumerate(numbered):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            if i == len(numbered) - 1:
-                raise ListError(f"truncated: line {n} is cut off and the final metadata line is missing") from None
-            raise ListError(f"line {n} is not JSON: {line[:40]!r}") from None
-        if not isinstance(obj, dict):
-            raise ListError(f"line {n} is not a JSON object: {line[:40]!r}")
-        last_meta = obj.get("type") == "metadata"
-        if not last_meta:
-            cidr = obj.get("cidr")
-            entries.append((n, cidr.strip() if isinstance(cidr, str) else None))
-    if not last_meta:
-        raise ListError('truncated: no final {"type": "metadata"} line')
-    return entries
-
-
-def parse(body: str, fmt: str) -> List[Tuple[int, Optional[str]]]:
-    """(line number, entry text) of a list body; ListError when the body is not a whole list.
-
-    plain: one address or network a line, '#' or ';' comments.  nixspam: the
-    NiX Spam dump, 'TIMESTAMP ADDRESS' a line (a bare address is taken too).
-    spamhaus: JSON lines ({"cidr": ...} objects, a final metadata object) or
-    the legacy text format ('CIDR ; SBLnnnn', ';' comment lines).
-    """
-    if not body.strip():
-        raise ListError("empty download")
-    if fmt == "spamhaus" and body.lstrip().startswith("{"):
-        return _parse_json_lines(body)
-    entries = []
-    for n, line in enumerate(_text_lines(body), 1):
-        text = line.split("#", 1)[0].split(";", 1)[0].strip()
-        if not text:
-            continue
-        words = text.split()
-        if fmt == "nixspam" and len(words) == 2 and words[0].isdigit():
-            text = words[1]
-        entries.append((n, text))
-    return entries
-
-
-# ---------------------------------------------------------------- files under DATA_DIR/lists
-def lists_dir(data_dir: str) -> str:
-    path = os.path.join(data_dir, "lists")
-    try:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        ignore = os.path.join(path, ".gitignore")
-        if not os.path.exists(ignore):      # runtime files: never committed, even when DATA_DIR is the checkout
-            with open(ignore, "w") as f:
-                f.write("# written by Watcher: caches and state of the block lists\n*\n")
-    except OSError as e:
-        raise WatcherError(f"{path}: cannot create: {e.strerror} (run as root?)") from None
-    return path
-
-
-def state_path(data_dir: str) -> str:
-    return os.path.join(data_dir, "lists", "lists.state.json")
-
-
-def read_state(data_dir: str) -> Dict[str, dict]:
-    try:
-        with open(state_path(data_dir)) as f:
-            state = json.load(f)
-        return state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise WatcherError(f"{path}: cannot write: {e.strerror}") from None
-
-
-@contextlib.contextmanager
-def _locked(path: str, what: str, wait: float = 60.0) -> Iterator[None]:
-    """One process at a time per list (cron runs that overlap, start at boot)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise WatcherError(f"{path}: cannot open: {e.strerror}") from None
-    try:
-        end = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > end:
-                    raise ListError(f"{what}: another load has held {path} for {wait:.0f} s") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)
-
-
-def record(data_dir: str, name: str, loaded: float, entries: int, ok: bool, message: str) -> None:
-    """Note a load in lists.state.json (read by `watcher.py status` and `report`)."""
-    d = lists_dir(data_dir)
-    with _locked(os.path.join(d, ".state.lock"), "lists.state.json"):
-        state = read_state(data_dir)
-        state[name] = {"loaded": int(loaded), "entries": int(entries), "ok": bool(ok), "message": message}
-        _write_atomic(state_path(data_dir), (json.dumps(state, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _note(data_dir: str, name: str, loaded: float, entries: int, ok: bool, message: str, say: Say) -> None:
@@ -397,7 +221,7 @@ def refresh(lst: BlockList, fw, data_dir: str, force: bool = False, timeout: flo
     fetcher = fetcher or (lambda url, t: fetch(url, t))
     d = lists_dir(data_dir)
     caches = _cache_files(data_dir, lst)
-    with _locked(os.path.join(d, f"{lst.name}.lock"), lst.name):
+    with locked(os.path.join(d, f"{lst.name}.lock"), lst.name):
         meta = _read_meta(data_dir, lst)
         cached: Optional[Tuple[List[Network], List[str]]] = None
         if (not force and meta and meta.get("urls") == list(lst.urls)
@@ -429,8 +253,8 @@ def refresh(lst: BlockList, fw, data_dir: str, force: bool = False, timeout: flo
             raise _failed(data_dir, lst, now, f"the firewall refused the load: {e}") from None
         if bodies:                      # only a copy that loaded becomes the last good copy
             for path, body in zip(caches, bodies):
-                _write_atomic(path, body)
-            _write_atomic(_meta_file(data_dir, lst), json.dumps({"fetched": int(now), "urls": list(lst.urls)}).encode())
+                write_atomic(path, body)
+            write_atomic(_meta_file(data_dir, lst), json.dumps({"fetched": int(now), "urls": list(lst.urls)}).encode())
     if bodies:                          # a cached copy's rejects were shown when it was downloaded
         _report(problems, say)
     rejected = f"; {_entries(len(problems))} rejected" if problems else ""

@@ -16,7 +16,7 @@ administrator who has a minute.
    packet and byte counters of every rule of the WATCHER chain
    (`iptables -L WATCHER -v -x -n`, and ip6tables).
 3. Dynloader provisioning, read from a JSON state file that the dynloaders
-   write (lib.lists.state_path: `lists/lists.state.json` in the master's
+   write (lib.liststore.state_path: `lists/lists.state.json` in the master's
    DATA_DIR); absent: the dynloaders have not run.  Its format, one object
    per list (set) name:
 
@@ -35,7 +35,7 @@ import os
 import time
 from typing import Callable, Dict, List, Optional
 
-from lib import lists
+from lib import liststore
 from lib.config import MASTER_PATH
 from lib.db import Database
 from lib.errors import WatcherError
@@ -82,7 +82,7 @@ def silent_since(stats: Optional[dict]) -> Optional[float]:
 
 
 def state_file(master, master_path: str) -> Optional[str]:
-    path = lists.state_path(master.DATA_DIR)
+    path = liststore.state_path(master.DATA_DIR)
     return path if os.path.isfile(path) else None
 
 

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from lib import firewall, lists
+from lib import firewall, listentries, lists, liststore
 from lib.errors import WatcherError
 from lib.lists import BlockList, ListError
 
@@ -36,35 +36,35 @@ def drop_json(nets, metadata=True):
 # ---------------------------------------------------------------- parsing
 def test_spamhaus_json_lines_give_every_cidr_and_need_the_final_metadata_line():
     body = drop_json(["203.0.113.0/24", "198.51.100.0/25"])
-    assert lists.parse(body, "spamhaus") == [(1, "203.0.113.0/24"), (2, "198.51.100.0/25")]
+    assert listentries.parse(body, "spamhaus") == [(1, "203.0.113.0/24"), (2, "198.51.100.0/25")]
     # no trailing newline after the metadata line is fine: the metadata line is the end mark
-    assert len(lists.parse(body.rstrip("\n"), "spamhaus")) == 2
+    assert len(listentries.parse(body.rstrip("\n"), "spamhaus")) == 2
     with pytest.raises(ListError, match="metadata"):
-        lists.parse(drop_json(["203.0.113.0/24"], metadata=False), "spamhaus")
+        listentries.parse(drop_json(["203.0.113.0/24"], metadata=False), "spamhaus")
     cut = body[:body.rindex('"copyright"')]              # cut in the middle of the last line
     with pytest.raises(ListError, match="truncated"):
-        lists.parse(cut, "spamhaus")
+        listentries.parse(cut, "spamhaus")
     with pytest.raises(ListError, match="line 2 is not JSON"):
-        lists.parse('{"cidr": "203.0.113.0/24"}\n<html>\n{"type": "metadata"}\n', "spamhaus")
+        listentries.parse('{"cidr": "203.0.113.0/24"}\n<html>\n{"type": "metadata"}\n', "spamhaus")
 
 
 def test_spamhaus_legacy_text_format_and_its_comments():
     body = ("; Spamhaus DROP List 2026/11/22 - (c) 2026 The Spamhaus Project\n; Last-Modified: now\n"
             "203.0.113.0/24 ; SBL123\n\n198.51.100.0/25 ; SBL124\n")
-    assert lists.parse(body, "spamhaus") == [(3, "203.0.113.0/24"), (5, "198.51.100.0/25")]
+    assert listentries.parse(body, "spamhaus") == [(3, "203.0.113.0/24"), (5, "198.51.100.0/25")]
     with pytest.raises(ListError, match="no newline"):
-        lists.parse(body + "198.51.1", "spamhaus")
+        listentries.parse(body + "198.51.1", "spamhaus")
 
 
 def test_plain_and_nixspam_formats():
     plain = "# a feed\n203.0.113.5\n2001:db8:5::/48 ; a comment\n198.51.100.7  # another\n203.0.113.9 extra\n"
-    assert lists.parse(plain, "plain") == [(2, "203.0.113.5"), (3, "2001:db8:5::/48"), (4, "198.51.100.7"),
+    assert listentries.parse(plain, "plain") == [(2, "203.0.113.5"), (3, "2001:db8:5::/48"), (4, "198.51.100.7"),
                                            (5, "203.0.113.9 extra")]
     nix = "1700000000 203.0.113.5\n1700000001 2001:db8::5\n203.0.113.6\n# comment\n"
-    assert lists.parse(nix, "nixspam") == [(1, "203.0.113.5"), (2, "2001:db8::5"), (3, "203.0.113.6")]
+    assert listentries.parse(nix, "nixspam") == [(1, "203.0.113.5"), (2, "2001:db8::5"), (3, "203.0.113.6")]
     for fmt in ("plain", "nixspam", "spamhaus"):
         with pytest.raises(ListError, match="empty"):
-            lists.parse(" \n", fmt)
+            listentries.parse(" \n", fmt)
 
 
 @pytest.mark.parametrize("text,why", [
@@ -91,7 +91,7 @@ def test_plain_and_nixspam_formats():
 ])
 def test_absurd_or_malformed_entries_are_refused(text, why):
     with pytest.raises(ValueError, match=why):
-        lists.check_entry(text, OWN)
+        listentries.check_entry(text, OWN)
 
 
 @pytest.mark.parametrize("text,net", [
@@ -102,12 +102,12 @@ def test_absurd_or_malformed_entries_are_refused(text, why):
     ("::ffff:203.0.113.5", "203.0.113.5/32"),
 ])
 def test_good_entries(text, net):
-    assert str(lists.check_entry(text, OWN)) == net
+    assert str(listentries.check_entry(text, OWN)) == net
 
 
 def test_validate_reports_file_and_line_and_keeps_the_rest_once():
     entries = [(1, "203.0.113.0/24"), (2, "0.0.0.0/0"), (3, "junk"), (4, "203.0.113.0/24"), (5, "2001:db8:7::/48")]
-    nets, problems = lists.validate(entries, OWN, "http://x/list")
+    nets, problems = listentries.validate(entries, OWN, "http://x/list")
     assert [str(n) for n in nets] == ["203.0.113.0/24", "2001:db8:7::/48"]
     assert problems[0].startswith("http://x/list:2: rejected: 0.0.0.0/0 is wider than /8")
     assert problems[1].startswith("http://x/list:3: rejected: not an address")
@@ -333,7 +333,7 @@ def test_a_failed_load_leaves_sets_cache_and_traffic_as_they_were(tmp_path, v4, 
     assert "\n" not in str(e.value)
     assert fw.sets == before
     assert open(os.path.join(data, "lists", "highjackers.0.cache"), "rb").read() == cache
-    st = lists.read_state(data)["highjackers"]
+    st = liststore.read_state(data)["highjackers"]
     assert st["ok"] is False and st["entries"] == 3 and st["loaded"] == int(T0 + 10) and why in st["message"]
 
 
@@ -349,7 +349,7 @@ def test_start_loads_the_cached_copy_into_empty_sets_only(tmp_path):
                   say=lambda _: None)
     lists.load_cached(fw, s, say=out.append, now=T0 + 86400 * 3, own=OWN)     # days later: no interval at boot
     assert set(fw.sets["highjackers"]) == {"203.0.113.0/24", "198.51.100.0/24"}
-    assert lists.read_state(data)["highjackers"]["message"].startswith("cached copy of ")
+    assert liststore.read_state(data)["highjackers"]["message"].startswith("cached copy of ")
     fw.sets["highjackers"] = {"192.0.2.99/32": None}                           # loaded already: left alone
     lists.load_cached(fw, s, say=out.append, now=T0 + 86400 * 3, own=OWN)
     assert fw.sets["highjackers"] == {"192.0.2.99/32": None}
@@ -368,7 +368,7 @@ def test_blacklist_reports_bad_lines_and_loads_the_rest(tmp_path):
     assert any(o.startswith(f"warning: {black}:4: 0.0.0.0/0 is wider than /8") for o in out)
     assert any(o.startswith(f"warning: {black}:6: 192.0.2.0/24 holds this host's own address") for o in out)
     assert out[-1] == f"blacklist: 1 IPv4 and 1 IPv6 entries from {black}"
-    st = lists.read_state(str(tmp_path))["blacklist"]
+    st = liststore.read_state(str(tmp_path))["blacklist"]
     assert st["ok"] and st["entries"] == 2 and "3 lines skipped" in st["message"]
     with pytest.raises(WatcherError, match="whitelist-sample"):
         lists.load_static(fw, s, "whitelist", say=out.append)
@@ -382,8 +382,8 @@ def test_status_lines_show_entries_time_and_outcome(tmp_path):
     from types import SimpleNamespace
     s = SimpleNamespace(DATA_DIR=str(tmp_path), FEEDS=write(tmp_path / "feeds.conf", "ssh_de http://x.test/s\n"),
                         SPAMHAUS_DROP_URL="http://t/v4", SPAMHAUS_DROPV6_URL="http://t/v6")
-    lists.record(str(tmp_path), "highjackers", T0, 1234, True, "downloaded from http://t/v4")
-    lists.record(str(tmp_path), "ssh_de", T0, 10, False, "HTTP 404 Not Found; ssh_de/ssh_de6 keep what they held")
+    liststore.record(str(tmp_path), "highjackers", T0, 1234, True, "downloaded from http://t/v4")
+    liststore.record(str(tmp_path), "ssh_de", T0, 10, False, "HTTP 404 Not Found; ssh_de/ssh_de6 keep what they held")
     lines = lists.status_lines(s)
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(T0))
     assert lines[0] == "Lists:"
