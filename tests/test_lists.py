@@ -4,7 +4,6 @@ real HTTP server on loopback (404, slow, cut short, too big, gzip), the
 refresh interval and its cache, the state file, and the command lines in
 dry-run."""
 import gzip
-import http.server
 import ipaddress
 import json
 import os
@@ -16,21 +15,15 @@ import time
 
 import pytest
 
+import listserver
 from conftest import ROOT
 from lib import firewall, listentries, lists, liststore
 from lib.errors import WatcherError
 from lib.lists import BlockList, ListError
+from listserver import drop_json
 
 OWN = [ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("127.0.0.1")]
 T0 = 1_800_000_000.0
-
-
-def drop_json(nets, metadata=True):
-    lines = [json.dumps({"cidr": n, "sblid": f"SBL{i}", "rir": "ripencc"}) for i, n in enumerate(nets)]
-    if metadata:
-        lines.append(json.dumps({"type": "metadata", "timestamp": 1700000000, "size": 1, "records": len(nets),
-                                 "copyright": "test"}))
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- parsing
@@ -175,53 +168,15 @@ def test_backend_gets_a_set_pair_per_feed_dropped_after_highjackers(instance, tm
 
 
 # ---------------------------------------------------------------- a real HTTP server on loopback
-class Handler(http.server.BaseHTTPRequestHandler):
-    files = {}
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        path = self.path.split("?")[0]
-        if path == "/slow":                      # headers at once, then a trickle that never ends in time
-            self.send_response(200)
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            for _ in range(100):
-                try:
-                    self.wfile.write(b"203.0.113.5\n")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.2)
-            return
-        if path == "/cut":                       # promises more than it sends, then hangs up
-            self.send_response(200)
-            self.send_header("Content-Length", "5000")
-            self.end_headers()
-            self.wfile.write(b"203.0.113.5\n203.0.113.6\n")
-            return
-        body = self.files.get(path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
-def web():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    Handler.files.clear()
-    yield base, Handler.files
-    server.shutdown()
-    server.server_close()
+def web(tmp_path_factory):
+    """(base URL, the served folder: files["/name"] = body)."""
+    root = str(tmp_path_factory.mktemp("www"))
+    s = listserver.server(root, 0)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{s.server_address[1]}", listserver.Folder(root)
+    s.shutdown()
+    s.server_close()
 
 
 def test_fetch_from_a_real_server(web):

@@ -4,7 +4,6 @@ serves list files written here (both Spamhaus formats, a truncated one, a
 404, one cut short, a slow one).  What counts is whether the attacker's TCP
 connect still gets through: after a load, after a failed load, with the
 whitelist and the blacklist, IPv4 and IPv6, and after a boot without network."""
-import json
 import os
 import subprocess
 import sys
@@ -12,89 +11,26 @@ import time
 
 import pytest
 
+import listserver
 from conftest import ROOT, wait_for
+from listserver import Folder, drop_json
 
 PORT = 8099
-SERVER = r'''
-import http.server, os, sys, time
-root, port = sys.argv[1], int(sys.argv[2])
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        name = os.path.basename(self.path.split("?")[0])
-        if name == "slow":                       # headers at once, then a trickle that takes 30 s
-            self.send_response(200)
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            for _ in range(60):
-                try:
-                    self.wfile.write(b'{"cidr": "203.0.113.0/24"}\n')
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.5)
-            return
-        if name == "cut":                        # promises 5000 bytes, sends a few, hangs up
-            self.send_response(200)
-            self.send_header("Content-Length", "5000")
-            self.end_headers()
-            self.wfile.write(b'{"cidr": "10.88.0.4/31", "sblid": "SBL9"}\n')
-            return
-        try:
-            with open(os.path.join(root, name), "rb") as f:
-                body = f.read()
-        except OSError:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-server.daemon_threads = True
-server.serve_forever()
-'''
 FAIL = "Nov 22 10:00:{i:02d} wsrv sshd[4242]: Failed password for root from {ip} port {port} ssh2"
 
 
-def drop_json(nets, metadata=True):
-    lines = [json.dumps({"cidr": n, "sblid": f"SBL{100 + i}", "rir": "ripencc"}) for i, n in enumerate(nets)]
-    if metadata:
-        lines.append(json.dumps({"type": "metadata", "timestamp": int(time.time()), "size": 1,
-                                 "records": len(nets), "copyright": "test"}))
-    return "\n".join(lines) + "\n"
-
-
-class Web:
-    def __init__(self, root):
-        self.root = root
-
+class Web(Folder):
     def url(self, name):
         return f"http://127.0.0.1:{PORT}/{name}"
-
-    def put(self, name, text):
-        mode = "wb" if isinstance(text, bytes) else "w"
-        with open(os.path.join(self.root, name), mode) as f:
-            f.write(text)
-
-    def remove(self, name):
-        os.unlink(os.path.join(self.root, name))
 
 
 @pytest.fixture(scope="module")
 def web(netns_pair, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("www"))
-    script = os.path.join(root, "..", "list_server.py")
-    with open(script, "w") as f:
-        f.write(SERVER)
-    proc = subprocess.Popen(["ip", "netns", "exec", netns_pair.srv, sys.executable, script, root, str(PORT)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["ip", "netns", "exec", netns_pair.srv, sys.executable, listserver.__file__, root,
+                             str(PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     w = Web(root)
-    w.put("ready", "yes\n")
+    w["ready"] = "yes\n"
     probe = f"import urllib.request; urllib.request.urlopen('{w.url('ready')}', timeout=0.5).read()"
     try:
         if not wait_for(lambda: netns_pair.sh(sys.executable, "-c", probe, ns=netns_pair.srv,
@@ -148,8 +84,8 @@ def failed_in_one_line(r, *words):
 
 def test_drop_list_is_dropped_by_the_kernel_and_a_failed_load_changes_nothing(netns_pair, web, lw):
     net = netns_pair
-    web.put("drop_v4.json", drop_json(["10.88.0.2/31", "203.0.113.0/24", "198.51.100.0/24"]))
-    web.put("drop_v6.json", drop_json(["fd00:88::2/127", "2001:db8:100::/48"]))
+    web["drop_v4.json"] = drop_json(["10.88.0.2/31", "203.0.113.0/24", "198.51.100.0/24"])
+    web["drop_v6.json"] = drop_json(["fd00:88::2/127", "2001:db8:100::/48"])
     assert net.connect("10.88.0.2") and net.connect(net.atk_ip6)
     r = tool(lw, "dynloaders/spamhaus")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -158,12 +94,12 @@ def test_drop_list_is_dropped_by_the_kernel_and_a_failed_load_changes_nothing(ne
     assert net.connect("10.88.0.4")
     assert not net.connect(net.atk_ip6)
     # within the hour: no download (the file is gone from the server), the cached copy is loaded
-    web.remove("drop_v4.json")
+    del web["drop_v4.json"]
     r = tool(lw, "dynloaders/spamhaus")
     assert r.returncode == 0 and "cached copy" in r.stdout and "--force" in r.stdout, r.stdout + r.stderr
     # every kind of failed download leaves the sets and the traffic as they were
-    web.put("trunc.json", drop_json(["10.88.0.4/31"], metadata=False))
-    web.put("empty.json", drop_json([]))
+    web["trunc.json"] = drop_json(["10.88.0.4/31"], metadata=False)
+    web["empty.json"] = drop_json([])
     for url, extra, why in ((web.url("drop_v4.json"), [], "HTTP 404"),
                             (web.url("trunc.json"), [], "truncated"),
                             (web.url("cut"), [], "truncated"),
@@ -178,7 +114,7 @@ def test_drop_list_is_dropped_by_the_kernel_and_a_failed_load_changes_nothing(ne
         assert not net.connect("10.88.0.2") and net.connect("10.88.0.4")
     assert "FAILED: " in lw.run("status").stdout
     # the legacy text format loads alike, and replaces the set by swap
-    web.put("drop.txt", "; Spamhaus DROP List 2026/11/22 - (c) test\n; Last-Modified: now\n10.88.0.4/31 ; SBL7\n")
+    web["drop.txt"] = "; Spamhaus DROP List 2026/11/22 - (c) test\n; Last-Modified: now\n10.88.0.4/31 ; SBL7\n"
     setting(lw, "SPAMHAUS_DROP_URL", web.url("drop.txt"))
     r = tool(lw, "dynloaders/spamhaus", "--force")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -188,8 +124,8 @@ def test_drop_list_is_dropped_by_the_kernel_and_a_failed_load_changes_nothing(ne
 
 def test_the_whitelist_wins_over_a_drop_list_ipv4_and_ipv6(netns_pair, web, lw):
     net = netns_pair
-    web.put("drop_v4.json", drop_json(["10.88.0.2/31"]))
-    web.put("drop_v6.json", drop_json(["fd00:88::2/127"]))
+    web["drop_v4.json"] = drop_json(["10.88.0.2/31"])
+    web["drop_v6.json"] = drop_json(["fd00:88::2/127"])
     assert tool(lw, "dynloaders/spamhaus", "--force").returncode == 0
     assert not net.connect("10.88.0.2") and not net.connect(net.atk_ip6)
     with open(lw.path("whitelist"), "w") as f:
@@ -229,8 +165,8 @@ def test_blacklist_drops_ipv4_and_ipv6_and_the_whitelist_still_wins(netns_pair, 
 def test_feeds_load_into_their_own_sets_after_highjackers(netns_pair, web, lw):
     import gzip
     net = netns_pair
-    web.put("attackers.txt", "# a plain feed\n10.88.0.4\nfd00:88::2 ; v6 too\n")
-    web.put("nixspam-ip.dump.gz", gzip.compress(b"1700000000 10.88.0.5\n1700000001 203.0.113.9\n"))
+    web["attackers.txt"] = "# a plain feed\n10.88.0.4\nfd00:88::2 ; v6 too\n"
+    web["nixspam-ip.dump.gz"] = gzip.compress(b"1700000000 10.88.0.5\n1700000001 203.0.113.9\n")
     with open(lw.feeds, "w") as f:
         f.write(f"atk_plain {web.url('attackers.txt')}\natk_nix {web.url('nixspam-ip.dump.gz')} nixspam 30m\n")
     r = tool(lw, "dynloaders/feeds")
@@ -242,7 +178,7 @@ def test_feeds_load_into_their_own_sets_after_highjackers(netns_pair, web, lw):
     assert not net.connect("10.88.0.4") and not net.connect("10.88.0.5") and not net.connect(net.atk_ip6)
     assert net.connect("10.88.0.2")
     # one feed failing does not stop the other, and leaves its own set as it was
-    web.remove("attackers.txt")
+    del web["attackers.txt"]
     r = tool(lw, "dynloaders/feeds", "--force")
     failed_in_one_line(r, "atk_plain", "HTTP 404")
     assert "atk_nix: loaded 2 IPv4" in r.stdout
@@ -252,14 +188,14 @@ def test_feeds_load_into_their_own_sets_after_highjackers(netns_pair, web, lw):
 def test_start_loads_the_last_good_copies_at_boot_without_downloading(netns_pair, web, lw):
     net = netns_pair
     assert lw.run("Prep").returncode == 0
-    web.put("drop_v4.json", drop_json(["10.88.0.2/31"]))
-    web.put("drop_v6.json", drop_json(["fd00:88::2/127"]))
+    web["drop_v4.json"] = drop_json(["10.88.0.2/31"])
+    web["drop_v6.json"] = drop_json(["fd00:88::2/127"])
     assert tool(lw, "dynloaders/spamhaus", "--force").returncode == 0
     # "reboot": the kernel forgets everything, the network (the list server's files) is gone
     assert lw.run("stop", "--flush").returncode == 0
     assert entries(net, "highjackers") is None
-    web.remove("drop_v4.json")
-    web.remove("drop_v6.json")
+    del web["drop_v4.json"]
+    del web["drop_v6.json"]
     r = lw.run("start")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "highjackers: 1 IPv4 and 1 IPv6 networks from the cached copy" in r.stdout
