@@ -209,6 +209,17 @@ def write_all(fd: int, data: bytes, seconds: float = 300) -> None:
         raise RuntimeError(f"the reader stopped taking lines ({len(view)} bytes left)")
 
 
+def pour(fifo: str, data: bytes) -> float:
+    """Write `data` into the FIFO (once a reader holds it); the perf_counter time it began."""
+    fd = open_fifo_writer(fifo)
+    t0 = time.perf_counter()
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+    return t0
+
+
 def addresses(n: int, start: str = "100.64.0.0", v6_every: int = 0) -> List[str]:
     """n distinct attacker addresses (IPv6 among them every v6_every-th)."""
     base4, base6 = int(ipaddress.ip_address(start)), int(ipaddress.ip_address("2001:db8:100::"))

@@ -19,8 +19,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-from common import (SSHD_FAIL, SetProbe, Watcher, addresses, namespace, open_fifo_writer, percentile,
-                    rss_mb, set_size, sshd_lines, wait_for, write_all)
+from common import (SSHD_FAIL, SetProbe, Watcher, addresses, namespace, open_fifo_writer, percentile, pour,
+                    rss_mb, set_size, sshd_lines, wait_for)
 
 
 def start_watcher(tag: str, **settings) -> Watcher:
@@ -57,12 +57,7 @@ def ban_flood(n: int, start: str = "100.64.0.0") -> Dict[str, float]:
         ips = addresses(n, start, v6_every=10)
         v4 = sum(1 for ip in ips if ":" not in ip)
         data = sshd_lines(ips)
-        fd = open_fifo_writer(w.fifo())
-        t0 = time.perf_counter()
-        try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
+        t0 = pour(w.fifo(), data)
         ok = wait_for(lambda: set_size(w.ns, "custody") >= v4 and set_size(w.ns, "custody6") >= n - v4,
                       300, 0.01)
         dt = time.perf_counter() - t0
@@ -79,12 +74,7 @@ def line_rate(log: str, lines: int) -> Dict[str, float]:
     try:
         with open(log, "rb") as f:
             data = f.read()
-        fd = open_fifo_writer(w.fifo())
-        t0 = time.perf_counter()
-        try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
+        t0 = pour(w.fifo(), data)
         # the counters are written once a second: the last write tells the time it was done
         ok = wait_for(lambda: lines_read(w) >= lines, 300, 0.05)
         stats = os.path.join(w.base, "run", "WatchLG.stats")

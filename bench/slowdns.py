@@ -15,7 +15,7 @@ import sqlite3
 import time
 from typing import Dict
 
-from common import PY, SSHD_FAIL, addresses, open_fifo_writer, set_size, spawn, wait_for, write_all
+from common import PY, SSHD_FAIL, addresses, pour, set_size, spawn, wait_for
 
 SERVER = r'''
 import heapq, select, socket, sys, time
@@ -67,12 +67,7 @@ def flood(n: int, delay: float, dns_on: bool, follow: float = 10.0) -> Dict[str,
         ips = addresses(n, "100.104.0.0")
         data = "".join(SSHD_FAIL.format(pid=1000 + i, ip=ip, port=3000 + i % 60000)
                        for i, ip in enumerate(ips)).encode()
-        fd = open_fifo_writer(w.fifo())
-        t0 = time.perf_counter()
-        try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
+        t0 = pour(w.fifo(), data)
         ok = wait_for(lambda: set_size(w.ns, "tarpit") >= n, 300, 0.01)
         read = time.perf_counter() - t0
         out = {"lines_per_s": n / read if ok else 0.0}
