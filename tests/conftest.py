@@ -3,6 +3,7 @@ real kernel firewall, and dnsmasq as a real DNS server on loopback.
 
 Tests that need root, `ip netns`, ipset or dnsmasq skip with the command that
 installs what is missing; tests/run installs all of it (CI runs as root)."""
+import glob
 import os
 import shutil
 import socket
@@ -372,3 +373,22 @@ class Rsyslog:
             self.proc = None
         if os.path.exists(self.sock):
             os.unlink(self.sock)
+
+
+def rsyslog_feeding(w, base, annotate=True) -> "Rsyslog":
+    """A started private rsyslog configured with the snippet Watcher `w` prints (after Prep)."""
+    assert w.run("Prep").returncode == 0
+    snippet = w.run("syslog-config", "rsyslog")
+    assert snippet.returncode == 0
+    rs = Rsyslog(base, snippet.stdout, annotate=annotate)
+    rs.start()
+    return rs
+
+
+def unpack_debs(root: str, packages) -> None:
+    """Debian's `packages` downloaded into `root` and unpacked there; a skip when apt-get cannot."""
+    r = subprocess.run(["apt-get", "download", *packages], cwd=root, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        pytest.skip(f"apt-get download {' '.join(packages)} failed: {r.stderr.strip()[-200:]}")
+    for deb in glob.glob(os.path.join(root, "*.deb")):
+        subprocess.run(["dpkg", "-x", deb, root], check=True)

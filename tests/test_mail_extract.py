@@ -48,7 +48,7 @@ def test_postfix_client_only_trusts_smtpd_and_postscreen():
     for tag in ("postfix/cleanup[1]", "postfix/qmgr[1]", "postfix/smtp[1]", "amavis[1]", "dovecot"):
         line = f"Nov 22 10:00:00 mx1 {tag}: connect from unknown[{VICTIM}]"
         assert postfix_client(line) == (None, None), tag
-    assert postfix_client(f"Nov 22 10:00:00 mx1 postfix-in/postscreen[9]: DNSBL rank 3 for [203.0.113.7]:5",
+    assert postfix_client("Nov 22 10:00:00 mx1 postfix-in/postscreen[9]: DNSBL rank 3 for [203.0.113.7]:5",
                           " for ") == ("203.0.113.7", 5)
 
 
@@ -93,7 +93,7 @@ def test_dovecot_login_takes_the_last_rip_and_the_session_as_key():
 @pytest.mark.parametrize("msg", [
     f"imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<x, rip={VICTIM}, lip=1.1.1.1>",
     f"imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<x, rip={VICTIM}",      # no real rip
-    f"imap-login: Disconnected (auth failed, 1 attempts): user=<" + "a" * 1000 + f", rip={VICTIM}, lip=1.1.1.1",
+    "imap-login: Disconnected (auth failed, 1 attempts): user=<" + "a" * 1000 + f", rip={VICTIM}, lip=1.1.1.1",
     f"imap-login: Disconnected (auth failed, 1 attempts): user=<x>, rip={VICTIM} and more",
     f"imap(bob): Disconnected (auth failed, 1 attempts): user=<x>, rip={VICTIM}",
 ])
@@ -117,9 +117,9 @@ def test_dovecot_lines_are_only_dovecots():
     (f"auth: passwd-file(a,{VICTIM}): Password mismatch (given password: x,{VICTIM}): Password mismatch)", None),
     (f"auth: passwd-file(a,{VICTIM}): Password mismatch (SHA1 of given password: zz,{VICTIM}): Password mismatch)",
      None),
-    (f"auth: passwd-file(bob,203.0.113.13): unknown user trailing", None),
+    ("auth: passwd-file(bob,203.0.113.13): unknown user trailing", None),
     ("auth: passwd-file(" + "x," * 500 + f"{VICTIM}): unknown user", None),            # may have been cut
-    (f"auth: passwd-file(bob,<Ab12>): unknown user", None),                          # no address logged
+    ("auth: passwd-file(bob,<Ab12>): unknown user", None),                          # no address logged
 ])
 def test_dovecot_passdb_reads_the_field_from_the_right(msg, want):
     assert dovecot_passdb(DOVECOT + msg)[0] == want

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import Rsyslog, wait_for
+from conftest import rsyslog_feeding, wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("rsyslogd") or not shutil.which("logger"),
                                 reason="rsyslog missing: apt-get install rsyslog (tests/run does)")
@@ -13,11 +13,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("rsyslogd") or not shutil.which
 @pytest.fixture
 def rsyslog(instance, tmp_path):
     w = instance()
-    assert w.run("Prep").returncode == 0
-    snippet = w.run("syslog-config", "rsyslog")
-    assert snippet.returncode == 0
-    rs = Rsyslog(tmp_path / "rs", snippet.stdout, annotate=False)
-    rs.start()
+    rs = rsyslog_feeding(w, tmp_path / "rs", annotate=False)
     yield w, rs.sock
     rs.stop()
 

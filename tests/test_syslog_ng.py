@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from conftest import wait_for
+from conftest import unpack_debs, wait_for
 
 PACKAGES = ["syslog-ng-core", "libivykis0", "libnet1", "libpcre3", "libwrap0"]
 
@@ -22,11 +22,7 @@ def syslog_ng(tmp_path_factory):
     if os.geteuid() != 0 or not shutil.which("apt-get") or not shutil.which("dpkg"):
         pytest.skip("needs root with apt-get and dpkg to unpack Debian's syslog-ng")
     root = str(tmp_path_factory.mktemp("sng-root"))
-    r = subprocess.run(["apt-get", "download", *PACKAGES], cwd=root, capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        pytest.skip(f"apt-get download syslog-ng-core failed: {r.stderr.strip()[-200:]}")
-    for deb in glob.glob(os.path.join(root, "*.deb")):
-        subprocess.run(["dpkg", "-x", deb, root], check=True)
+    unpack_debs(root, PACKAGES)
     binary = os.path.join(root, "usr", "sbin", "syslog-ng")
     mods = glob.glob(os.path.join(root, "usr", "lib", "syslog-ng", "3.*"))
     env = dict(os.environ, LD_LIBRARY_PATH=":".join(

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, Rsyslog, wait_for
+from conftest import ROOT, rsyslog_feeding, wait_for
 
 ACCESS = ('Nov 22 10:00:{i:02d} web1 apache_access: {ip} {vhost} [22/Nov/2026:10:00:{i:02d} +0100] '
           '"GET /.env HTTP/1.1" 404 196 "-" "Mozilla/5.0" "-" {ip}')
@@ -135,11 +135,7 @@ def rsyslog(instance, tmp_path):
     if not shutil.which("rsyslogd") or not shutil.which("logger"):
         pytest.skip("rsyslog missing: apt-get install rsyslog (tests/run does)")
     w = instance()
-    assert w.run("Prep").returncode == 0
-    snippet = w.run("syslog-config", "rsyslog")
-    assert snippet.returncode == 0
-    rs = Rsyslog(tmp_path / "rs", snippet.stdout)
-    rs.start()
+    rs = rsyslog_feeding(w, tmp_path / "rs")
     yield w, rs.sock
     rs.stop()
 

@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from conftest import wait_for
+from conftest import unpack_debs, wait_for
 
 PACKAGES = ["apache2-bin", "libapr1", "libaprutil1", "nginx", "nginx-common"]
 APACHE_MODULES = ("mpm_event", "authz_core", "authn_core", "authn_file", "auth_basic", "authz_user")
@@ -29,11 +29,7 @@ def unpacked(tmp_path_factory):
     if os.geteuid() != 0 or not all(shutil.which(t) for t in ("apt-get", "dpkg", "unshare", "rsyslogd")):
         pytest.skip("needs root with apt-get, dpkg, unshare and rsyslogd")
     root = str(tmp_path_factory.mktemp("web-root"))
-    r = subprocess.run(["apt-get", "download", *PACKAGES], cwd=root, capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        pytest.skip(f"apt-get download {' '.join(PACKAGES)} failed: {r.stderr.strip()[-200:]}")
-    for deb in glob.glob(os.path.join(root, "*.deb")):
-        subprocess.run(["dpkg", "-x", deb, root], check=True)
+    unpack_debs(root, PACKAGES)
     libs = ":".join(glob.glob(os.path.join(root, "usr", "lib", "*-linux-gnu")))
     apache, nginx = os.path.join(root, "usr", "sbin", "apache2"), os.path.join(root, "usr", "sbin", "nginx")
     for binary in (apache, nginx):
