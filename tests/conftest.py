@@ -392,3 +392,20 @@ def unpack_debs(root: str, packages) -> None:
         pytest.skip(f"apt-get download {' '.join(packages)} failed: {r.stderr.strip()[-200:]}")
     for deb in glob.glob(os.path.join(root, "*.deb")):
         subprocess.run(["dpkg", "-x", deb, root], check=True)
+
+
+def one_clear_line(r, *words) -> str:
+    """The command failed with one line on stderr, no traceback, holding every one of `words`."""
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def tool(inst, name, *args, timeout=60):
+    """One of the checkout's scripts (`Blacklist`, `dynloaders/feeds`, ...) run for Instance `inst`."""
+    return subprocess.run(inst.prefix + [sys.executable, os.path.join(ROOT, name), *args], env=inst.env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

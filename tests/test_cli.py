@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, one_clear_line
 
 PROJECT_FILES = ("watcher.py", "Prep", "watcher.conf", "lib", "modules")
 
@@ -42,16 +42,6 @@ def run(project, conf, *args, env=None, python=sys.executable, **kw):
     argv = [python, os.path.join(str(project), script)] + list(args[1:] if script == "Prep" else args)
     e = dict(env or os.environ, WATCHER_CONF=conf)
     return subprocess.run(argv, env=e, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, **kw)
-
-
-def one_clear_line(r, *words):
-    assert r.returncode != 0
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def test_help_and_usage_errors(tmp_path):

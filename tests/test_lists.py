@@ -9,14 +9,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 import listserver
-from conftest import ROOT
+from conftest import ROOT, one_clear_line, tool
 from lib import firewall, listentries, lists, liststore
 from lib.errors import WatcherError
 from lib.lists import BlockList, ListError
@@ -349,20 +348,6 @@ def test_status_lines_show_entries_time_and_outcome(tmp_path):
 
 
 # ---------------------------------------------------------------- the command lines (dry-run)
-def tool(inst, name, *args, timeout=60):
-    return subprocess.run(inst.prefix + [sys.executable, os.path.join(ROOT, name), *args], env=inst.env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def one_clear_line(r, *words):
-    assert r.returncode != 0, r.stdout
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
 def test_spamhaus_command_in_dry_run(web, instance):
     base, files = web
     files["/cli4.json"] = drop_json(["203.0.113.0/24"]).encode()

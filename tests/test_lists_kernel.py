@@ -4,7 +4,6 @@ serves list files written here (both Spamhaus formats, a truncated one, a
 404, one cut short, a slow one).  What counts is whether the attacker's TCP
 connect still gets through: after a load, after a failed load, with the
 whitelist and the blacklist, IPv4 and IPv6, and after a boot without network."""
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import pytest
 
 import listserver
-from conftest import ROOT, wait_for
+from conftest import one_clear_line, tool, wait_for
 from listserver import Folder, drop_json
 
 PORT = 8099
@@ -54,11 +53,6 @@ def lw(instance, netns_pair, web, tmp_path):
     w.run("stop", "--flush")
 
 
-def tool(w, name, *args, timeout=60):
-    return subprocess.run(w.prefix + [sys.executable, os.path.join(ROOT, name), *args], env=w.env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
 def setting(w, key, value):
     """Later lines win: appending changes a setting for the next command."""
     with open(w.conf, "a") as f:
@@ -71,15 +65,6 @@ def entries(net, name):
         if line.startswith("Number of entries:"):
             return int(line.split(":")[1])
     return None
-
-
-def failed_in_one_line(r, *words):
-    assert r.returncode != 0, r.stdout
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_drop_list_is_dropped_by_the_kernel_and_a_failed_load_changes_nothing(netns_pair, web, lw):
@@ -107,7 +92,7 @@ def test_drop_list_is_dropped_by_the_kernel_and_a_failed_load_changes_nothing(ne
                             (web.url("slow"), ["--timeout", "1"], "within 1 s")):
         setting(lw, "SPAMHAUS_DROP_URL", url)
         started = time.monotonic()
-        failed_in_one_line(tool(lw, "dynloaders/spamhaus", "--force", *extra), "highjackers", why,
+        one_clear_line(tool(lw, "dynloaders/spamhaus", "--force", *extra), "highjackers", why,
                            "keep what they held")
         assert time.monotonic() - started < 10
         assert entries(net, "highjackers") == 3 and entries(net, "highjackers6") == 2
@@ -180,7 +165,7 @@ def test_feeds_load_into_their_own_sets_after_highjackers(netns_pair, web, lw):
     # one feed failing does not stop the other, and leaves its own set as it was
     del web["attackers.txt"]
     r = tool(lw, "dynloaders/feeds", "--force")
-    failed_in_one_line(r, "atk_plain", "HTTP 404")
+    one_clear_line(r, "atk_plain", "HTTP 404")
     assert "atk_nix: loaded 2 IPv4" in r.stdout
     assert entries(net, "atk_plain") == 1 and not net.connect("10.88.0.4")
 
