@@ -42,7 +42,7 @@ def _strings(node, env: Env) -> Optional[Tuple[str, ...]]:
     return None
 
 
-def _begins_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
+def begins_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
     """The strings of a `begins(REPLY, X)` test, None for anything else."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == BEGINS \
             and len(node.args) == 2 and not node.keywords and isinstance(node.args[0], ast.Name) \
@@ -51,7 +51,7 @@ def _begins_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
     return None
 
 
-def _contains_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
+def contains_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
     """The string of an `X in REPLY` test, None for anything else."""
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In) \
             and isinstance(node.comparators[0], ast.Name) and node.comparators[0].id == REPLY:
@@ -63,7 +63,7 @@ def _contains_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
 def _test_guard(node, env: Env) -> Optional[Set[str]]:
     """Strings one of which the line holds whenever `node` is true; None when that cannot be told
     or when evaluating `node` may do more than look at the line."""
-    found = _contains_strings(node, env) or _begins_strings(node, env)
+    found = contains_strings(node, env) or begins_strings(node, env)
     if found:                           # begins: the message begins with it, so the line holds it
         return set(found)
     if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
@@ -81,18 +81,18 @@ def _test_guard(node, env: Env) -> Optional[Set[str]]:
     return None
 
 
-def _requires(node, env: Env) -> Optional[Set[str]]:
+def requires(node, env: Env) -> Optional[Set[str]]:
     """Strings one of which the message begins with whenever `node` is true; None when that
     cannot be told or when evaluating `node` until it is false may do more than look at the line."""
-    found = _begins_strings(node, env)
+    found = begins_strings(node, env)
     if found is not None:
         return set(found) if all(found) else None
     if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
-        parts = [_requires(v, env) for v in node.values]
+        parts = [requires(v, env) for v in node.values]
         return None if any(p is None for p in parts) else set().union(*parts)
     if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
         for value in node.values:          # the first requirement, after plain checks only
-            part = _requires(value, env)
+            part = requires(value, env)
             if part is not None:
                 return part
             if _test_guard(value, env) is None:
@@ -192,7 +192,7 @@ def dispatch(func: ast.FunctionDef) -> Optional[Dispatch]:
     for stmt, env in _statements(func, unstable):
         need = None
         if isinstance(stmt, ast.If) and not stmt.orelse:
-            need = _requires(stmt.test, env)
+            need = requires(stmt.test, env)
         needs.append(need)
     wanted = [n for n in needs if n]
     if not wanted:
@@ -249,24 +249,12 @@ def variant_body(func: ast.FunctionDef, keep: List[int]) -> List[ast.stmt]:
     return out or [ast.Pass()]
 
 
+
 def read(func: ast.FunctionDef) -> Tuple[List[Tuple[ast.stmt, Env]], Set[str]]:
     """The ladder's top-level statements, each with the constants bound before it, and the
     names bound anywhere else (no statement can be sure of their values)."""
     unstable = _bound_elsewhere(func)
     return list(_statements(func, unstable)), unstable
-
-
-def requires(test, env: Env) -> Optional[Set[str]]:
-    """Strings one of which the message begins with whenever `test` is true (see dispatch)."""
-    return _requires(test, env)
-
-
-def begins_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
-    return _begins_strings(node, env)
-
-
-def contains_strings(node, env: Env) -> Optional[Tuple[str, ...]]:
-    return _contains_strings(node, env)
 
 
 def constant(node) -> bool:

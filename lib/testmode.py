@@ -13,7 +13,6 @@ from typing import Callable, Dict, IO, Iterable, List, Optional, Tuple
 
 from lib import ladder, scan
 from lib.addresses import parse_peer
-from lib.extract import parse_message
 from lib.fastlane import FastLane
 from lib.errors import WatcherError
 from lib.rules import Filter
@@ -65,37 +64,9 @@ def _judged(v, line: str, companions: Dict[str, Filter], depth: int) -> Tuple:
 
 
 def decider(flt: Filter, companions: Dict[str, Filter]) -> Callable[[str], Tuple]:
-    """_verdict(flt, line, companions) as one function of the line, the common cases
-    (an address seen before, a line ignored) without a further call, and the dispatch
-    of flt.filter (flt.route) done here."""
-    peers, ignored, route = _PEERS, {}, flt.route
+    """_verdict(flt, line, companions) as one function of the line."""
     filt = flt.filter
-    width, get, default = (route.width, route.table.get, route.default) if route else (0, None, None)
-
-    def decide(line: str) -> Tuple:
-        if get is not None:
-            msg = parse_message(line)
-            v = get(msg[:width], default)(line, None, msg)
-        else:
-            v = filt(line)
-        if v is None:
-            return UNTREATED
-        action = v[0]
-        if action == "inject":
-            ip = peers.get(v[2], _UNSEEN)
-            if ip is _UNSEEN:
-                ip = _peer(v[2])
-            return (v[1], ip, "inject", None) if ip is not None else (v[1], None, "ignore", None)
-        if action == "ignore" or action == "success":
-            key = ignored.get(v[1])
-            if key is None:
-                key = ignored[v[1]] = (v[1], None, "ignore", None)
-            return key
-        return _judged(v, line, companions, 0)
-    return decide
-
-
-_UNSEEN = object()
+    return lambda line: _judged(filt(line), line, companions, 0)
 
 
 def verdict_of(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> dict:
