@@ -8,6 +8,7 @@ host's own addresses.
 """
 import ipaddress
 import json
+import re
 from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 from lib.errors import WatcherError, located
@@ -32,6 +33,23 @@ def parse_peer(text: Optional[str]) -> Optional[Address]:
             or addr.is_link_local or addr.is_reserved and addr.version == 4):
         return None
     return addr
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(r"%s(?:\.%s){3}\Z" % (_OCTET, _OCTET)).match    # no leading zero, no sign
+
+
+def peer_text(text: Optional[str]) -> Optional[str]:
+    """str(parse_peer(text)), or None: a dotted quad as ipaddress writes it is read without ipaddress."""
+    if text and _DOTTED_QUAD(text):
+        first, second, _ = text.split(".", 2)
+        a = int(first)
+        # loopback 127/8, link-local 169.254/16, multicast 224/4, reserved 240/4, unspecified
+        if a == 127 or a >= 224 or (a == 169 and second == "254") or text == "0.0.0.0":
+            return None
+        return text
+    addr = parse_peer(text)
+    return None if addr is None else str(addr)
 
 
 def set_suffix(addr) -> str:

@@ -12,7 +12,7 @@ import sys
 from typing import Callable, Dict, IO, Iterable, List, Optional, Tuple
 
 from lib import ladder, scan
-from lib.addresses import parse_peer
+from lib.addresses import peer_text
 from lib.fastlane import FastLane
 from lib.errors import WatcherError
 from lib.rules import Filter
@@ -25,15 +25,14 @@ _PEERS: Dict[Optional[str], Optional[str]] = {}
 
 
 def _peer(text: Optional[str]) -> Optional[str]:
-    """parse_peer's answer as text, remembered: a log names the same attackers again and again."""
+    """peer_text(text), remembered: a log names the same attackers again and again."""
     try:
         return _PEERS[text]
     except KeyError:
         pass
-    addr = parse_peer(text)
     if len(_PEERS) >= 100000:
         _PEERS.clear()
-    _PEERS[text] = out = str(addr) if addr is not None else None
+    _PEERS[text] = out = peer_text(text)
     return out
 
 

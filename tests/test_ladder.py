@@ -23,6 +23,7 @@ import pytest
 from conftest import ROOT
 from corpus import MODULES, module_lines
 from lib import extract, scan, testmode
+from lib.addresses import parse_peer, peer_text
 from lib.fastlane import TWINS, FastLane
 from lib.rules import Filter
 
@@ -145,6 +146,20 @@ def test_ssh2_peer_takes_the_place_that_ends_the_message_after_a_user_named_from
     msg = "Failed password for invalid user x from from 192.0.2.8 port 2222 ssh2"
     assert extract.ssh2_peer(msg) == ("192.0.2.8", 2222)
     assert extract._ssh2_places(msg, False) == ("192.0.2.8", 2222)
+
+
+def test_peer_text_reads_dotted_quads_as_parse_peer_does():
+    rnd = random.Random(11)
+    octets = ["0", "1", "9", "10", "99", "100", "127", "169", "199", "223", "224", "239", "240", "249", "250",
+              "254", "255", "256", "300", "01", "001", "-1", "+1", " 1", "1 ", "", "x", "1e1", "\u0661"]
+    texts = ["0.0.0.0", "127.0.0.1", "169.254.1.1", "169.253.1.1", "255.255.255.255", "1.2.3.4\n", "::1",
+             "::ffff:192.0.2.1", "[192.0.2.1]", "2001:db8::1", None]
+    for _ in range(100000):
+        texts.append(".".join(rnd.choice(octets) if rnd.random() < 0.5 else str(rnd.randrange(256))
+                              for _ in range(rnd.choice((3, 4, 4, 4, 5)))))
+    for text in texts:
+        addr = parse_peer(text)
+        assert peer_text(text) == (None if addr is None else str(addr)), repr(text)
 
 
 def test_a_call_before_the_check_runs_for_every_line(tmp_path):
