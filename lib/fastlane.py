@@ -105,12 +105,14 @@ _TAIL = ast.dump(ast.parse("for s in SUPERFLOUS:\n    if s in REPLY:\n        re
 
 class Lane:
     """The rules the dispatch keeps for one message start as one regex: .match(message)
-    -> m, and alts[m.lastindex] is (kind, rule name, address group)."""
+    -> m, and alts[m.lastindex] is (kind, rule name, address group); prefixes[i] are the
+    message starts of the i-th rule."""
 
     def __init__(self, rules: List[Rule], start: str, width: int):
-        parts, self.alts, group = [], {}, 0
+        parts, self.alts, self.prefixes, group = [], {}, [], 0
         for kind, prefixes, name, twin in rules:
             mine = [p for p in prefixes if p[:width] == start]  # another start has a lane of its own
+            self.prefixes.append(tuple(mine))
             alt = "(?=" + "|".join(map(re.escape, mine)) + ")"
             addr = None
             if kind == INJECTED:
@@ -172,13 +174,17 @@ class FastLane:
         append, width = out.append, self.width
         sup_key, untreated = fell_through
 
-        def bind(lane: Optional[Lane]):     # (match, [group -> (kind, key or rule, address group, keys)])
+        def bind(lane: Optional[Lane]):
+            # (match, [group -> (kind, key or rule, address group, keys)], (prefixes, key) of a lane
+            # whose one rule is ignored whenever the message begins with one of them)
             if lane is None:
                 return None
             alts = [None] * (max(lane.alts, default=0) + 1)
             for g, (kind, rule, addr) in lane.alts.items():
                 alts[g] = (kind, ignored(rule) if kind == IGNORED else rule, addr, {})
-            return lane.match or _NEVER, alts
+            kinds = [alt for alt in alts if alt is not None]
+            one = (lane.prefixes[0], kinds[0][1]) if len(kinds) == 1 and kinds[0][0] == IGNORED else None
+            return lane.match or _NEVER, alts, one
         get, default = {k: bind(v) for k, v in self.lanes.items()}.get, bind(self.default)
         if lines and (max(map(len, lines)) >= LIMIT or not all(map(str.isascii, lines))
                       or any(map(methodcaller("startswith", "<"), lines))):
@@ -196,6 +202,10 @@ class FastLane:
             lane = get(lead, default)
             if lane is None or lead[:1] in "mef":   # maybe rsyslog's 'message repeated', 'error: '
                 append(slow(line))
+                continue
+            one = lane[2]
+            if one is not None:
+                append(one[1] if line.startswith(one[0], start) else sup_key if superflous(line) else untreated)
                 continue
             m = lane[0](line, start)
             if m is None:                   # no rule decides: the superflous strings do
