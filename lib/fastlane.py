@@ -33,7 +33,7 @@ _WORD = "[^ ,;\t\r\n]"                      # extract's address word
 # address word (empty: none).
 TWINS = {
     # ssh2_peer, not keyed: the ' from ADDR port N ssh2' that ends the message (it is unique)
-    "ssh2_peer": ".*? from (%s+) port [0-9]{1,5} ssh2(?: \\[preauth\\])?\\Z" % _WORD,
+    "ssh2_peer": ".* from (%s+) port [0-9]{1,5} ssh2(?: \\[preauth\\])?\\Z" % _WORD,
     # from_end: the last ' from ' (none starts after its space); ADDR or ADDR port N ends the message
     "from_end": ".* (?!.* from )from (%s*)(?: port [0-9]{1,5})?\\Z" % _WORD,
 }
