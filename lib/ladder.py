@@ -5,8 +5,9 @@ and `begins(REPLY, Pattern)` (the daemon's message begins with it).  Read
 from the syntax tree of the assembled filter (lib.rules), two things follow:
 
 - `guards`: strings such that a line holding none of them gets no verdict
-  from any rule.  `watcher.py test` (lib.scan) skips the other lines of a
-  log in bulk.
+  from any rule (and `rule_guards`, what each rule needs: strings the line
+  holds, and the strings its message begins with).  `watcher.py test`
+  (lib.scan) skips the other lines of a log in bulk.
 - `dispatch`: for each rule whose test holds only when the message begins
   with one of some strings, the first K characters of the message tell
   whether it can decide a line.  The filter then runs, in the ladder's
@@ -21,7 +22,7 @@ down the whole ladder.
 """
 import ast
 import copy
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
 REPLY, BEGINS, MESSAGE = "REPLY", "begins", "message"
 MSG = "_MSG_"           # in a dispatched ladder: the parameter holding message(REPLY)
@@ -138,8 +139,26 @@ def _statements(func: ast.FunctionDef, unstable: Set[str]):
                 env = dict(env, **{name: value})
 
 
+class Guard(NamedTuple):
+    """What a line holds whenever one rule's test is true: one of `holds`, and (unless
+    None) a message beginning with one of `begins`."""
+    holds: FrozenSet[str]
+    begins: Optional[FrozenSet[str]]
+
+
 def guards(source: str) -> Optional[FrozenSet[str]]:
     """The guards of an assembled ladder (lib.rules.Filter.source), or None when unknown."""
+    found = rule_guards(source)
+    if found is None:
+        return None
+    strings = {s for g in found for s in g.holds}
+    # a string that holds another guard adds nothing
+    return frozenset(g for g in strings if not any(o != g and o in g for o in strings))
+
+
+def rule_guards(source: str) -> Optional[List[Guard]]:
+    """The Guard of each rule of an assembled ladder (lib.rules.Filter.source), or None when
+    a line might get a verdict that no guard tells."""
     try:
         func = ast.parse(source).body[0]
     except (SyntaxError, IndexError):
@@ -151,7 +170,7 @@ def guards(source: str) -> Optional[FrozenSet[str]]:
     if len(body) < 2 or not isinstance(body[-2], ast.For) or not isinstance(body[-2].iter, ast.Name) \
             or body[-2].iter.id != "SUPERFLOUS" or not isinstance(body[-1], ast.Return):
         return None
-    found: Set[str] = set()
+    found: List[Guard] = []
     unstable = _bound_elsewhere(func)
     for stmt, env in _statements(ast.FunctionDef(name=func.name, args=func.args, body=body[:-2],
                                                  decorator_list=[], returns=None), unstable):
@@ -160,17 +179,15 @@ def guards(source: str) -> Optional[FrozenSet[str]]:
                 return None                 # an assignment that computes something
         elif isinstance(stmt, ast.If) and not stmt.orelse:
             part = _test_guard(stmt.test, env)
-            if part is None:
+            if part is None or "" in part:
                 return None
-            found |= part
+            need = requires(stmt.test, env)
+            found.append(Guard(frozenset(part), None if need is None else frozenset(need)))
         elif isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
             continue
         else:
             return None
-    if "" in found:
-        return None
-    # a string that holds another guard adds nothing
-    return frozenset(g for g in found if not any(o != g and o in g for o in found))
+    return found
 
 
 class Dispatch:

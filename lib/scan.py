@@ -2,15 +2,17 @@
 
 Model: a rule decides a line only when its test holds, and the tests of
 Watcher's rules begin with plain substring checks.  From the assembled
-ladder, `lib.ladder.guards` derives the *guards*: a set of strings such
-that a line holding none of them gets no verdict from any rule (None when
-the rules cannot be read that way: then every line goes down the ladder).
+ladder, `lib.ladder.rule_guards` derives each rule's *guard*: strings one
+of which its line holds, and most often strings one of which its message
+begins with (None when the rules cannot be read that way: then every line
+goes down the ladder).
 
 `Counter` takes a log in large blocks and searches each block in C for
-the guards and for the superflous strings (one regular expression each,
-every branch anchored at one of a few characters that are rare in that
-log, so the search skips most of the text).  Only lines holding a guard
-are cut out and decided (by the ladder, or together by `decide_many`:
+the guards and for the superflous strings.  Message starts are searched
+after ': ' and at line starts (a regex whose fixed first characters the
+engine skips to at memchr speed); the strings lines hold, with one regular
+expression whose every branch is anchored at one of a few characters that
+are rare in that log.  Only lines holding a guard are cut out and decided (by the ladder, or together by `decide_many`:
 lib.fastlane); the others are counted as ignored
 (superflous) or untreated without being looked at one by one.  The counts
 are exactly those of running the ladder on every line.  `count_file`
@@ -21,7 +23,9 @@ import re
 from collections import Counter as Tally
 from itertools import repeat
 from operator import add
-from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from lib.ladder import Guard
 
 BLOCK = 1 << 20                 # bytes read at a time
 SAMPLE = 256 << 10              # the start of a log whose characters choose the search anchors
@@ -55,6 +59,34 @@ def contains_regex(strings: Iterable[str], sample: str = "") -> "re.Pattern":
     return re.compile("|".join(branches) if branches else "(?!)")
 
 
+def starts_regex(strings: Iterable[str]) -> str:
+    """A regex matching, where it is tried, the start of a text that begins with one of
+    `strings`: a tree of their characters, so that the engine looks at each character
+    once and tries few branches (an alternation of the strings tries every one)."""
+    strings = sorted(set(strings))
+    if "" in strings:
+        return ""
+    # a string beginning with another adds nothing
+    heads = [s for i, s in enumerate(strings) if not any(s.startswith(o) for o in strings[:i])]
+
+    def tree(words: List[str]) -> str:
+        if words == [""]:
+            return ""
+        groups: Dict[str, List[str]] = {}
+        for w in words:
+            groups.setdefault(w[0], []).append(w[1:])
+        parts = [re.escape(c) + tree(rest) for c, rest in sorted(groups.items())]
+        return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    return tree(heads) if heads else "(?!)"
+
+
+def _fewest(strings: Iterable[str]) -> FrozenSet[str]:
+    """The strings without those holding another: a line holds one of these exactly when it
+    holds one of `strings`."""
+    strings = set(strings)
+    return frozenset(s for s in strings if not any(o != s and o in s for o in strings))
+
+
 # ---- the bulk pass -----------------------------------------------------------
 def blocks(stream, size: int = BLOCK) -> Iterator[str]:
     """The stream's text in large pieces that end at a line end (the last one may not):
@@ -85,29 +117,79 @@ class Counter:
     takes off before the ladder sees the line: a string found may be in it) is decided
     line by line."""
 
-    def __init__(self, guards: Optional[FrozenSet[str]], superflous: Iterable[str],
+    def __init__(self, guards: Optional[Sequence[Guard]], superflous: Iterable[str],
                  decide: Callable[[str], Key], ignored: Key, untreated: Key, exact_prefix: str = "",
                  strip: Callable[[str], str] = lambda line: line,
                  decide_many: Optional[Callable[[List[str]], Dict[Key, int]]] = None):
-        self.guards, self.superflous = guards, tuple(s for s in superflous if s)
+        self.rules, self.superflous = guards, tuple(s for s in superflous if s)
+        self.guards = None if guards is None else _fewest({s for g in guards for s in g.holds})
         self.decide, self.ignored, self.untreated, self.prefix = decide, ignored, untreated, exact_prefix
         self.strip = strip
         self.decide_many = decide_many or (lambda lines: Tally(map(decide, lines)))
         self.counts: Dict[Key, int] = Tally()
-        self._guard = self._sup_lines = None
+        self._guard = self._sup_lines = self._colon = None
 
     def prepare(self, sample: str) -> None:
         """Build the searches, their anchors chosen by the characters of `sample`."""
-        if self.guards is not None:
-            # one match per line that holds a guard: from the guard to the line's end
-            self._guard = re.compile("(?:" + contains_regex(self.guards, sample).pattern + ")[^\n]*").finditer
-            sup = contains_regex(self.superflous, sample).pattern if self.superflous else "(?!)"
-            # one match per line that holds a superflous string: the match runs to the line's end
-            self._sup_lines = re.compile("(?:" + sup + ")()[^\n]*").findall
+        if self.rules is None:
+            return
+        # one match per line that holds a guard: from the guard to the line's end
+        self._guard = re.compile("(?:" + contains_regex(self.guards, sample).pattern + ")[^\n]*").finditer
+        sup = contains_regex(self.superflous, sample).pattern if self.superflous else "(?!)"
+        # one match per line that holds a superflous string: the match runs to the line's end
+        self._sup_lines = re.compile("(?:" + sup + ")()[^\n]*").findall
+        # the message starts, searched after ': ' (the usual header's end, sshd's 'error: ', rsyslog's
+        # 'message repeated N times: [ ') and at line starts, instead of the strings a rule's line holds
+        # when those are not much rarer in the sample
+        begins, holds = set(), set()
+        lines = sample.count("\n") + 1
+        for g in self.rules:
+            if g.begins is not None and all(g.begins) and (
+                    all(any(h in b for h in g.holds) for b in g.begins)
+                    or sum(sample.count(": " + b) + sample.count("\n" + b) for b in g.begins)
+                    <= sum(map(sample.count, g.holds)) + lines // 100):
+                begins |= g.begins
+            else:
+                holds |= g.holds
+        if begins:
+            tree = starts_regex(begins)
+            self._colon = re.compile(": (?:" + tree + "|\\[ " + tree + ")[^\n]*").finditer
+            self._at_line = re.compile("\n" + tree + "[^\n]*").finditer
+            self._begins = tuple(sorted(begins))
+            self._holds = tuple(sorted(_fewest(holds)))
+            self._present: Dict[Tuple[str, ...], Callable] = {}
+
+    def _candidates(self, text: str) -> Tuple[List[int], List[int]]:
+        """[start, end) of each line of `text` holding a guard (or beginning with a rule's
+        message start), in order."""
+        if self._colon is None or ("<" in text and (text.startswith("<") or "\n<" in text)):
+            # a <PRI> header: the message begins elsewhere
+            found = list(self._guard(text))
+            return (list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1))),
+                    list(map(re.Match.end, found)))
+        found = list(self._colon(text))
+        starts = list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1)))
+        ends = list(map(re.Match.end, found))
+        more = [(m.start() + 1, m.end()) for m in self._at_line(text)]
+        if text.startswith(self._begins):
+            nl = text.find("\n")
+            more.append((0, nl if nl >= 0 else len(text)))
+        present = tuple(h for h in self._holds if h in text)
+        if present:
+            search = self._present.get(present)
+            if search is None:
+                search = self._present[present] = re.compile("(?:" + contains_regex(present).pattern + ")[^\n]*").finditer
+            more += [(text.rfind("\n", 0, m.start()) + 1, m.end()) for m in search(text)]
+        if more:                        # every match runs to its line's end: one end per start
+            spans = dict(zip(starts, ends))
+            spans.update(more)
+            starts = sorted(spans)
+            ends = list(map(spans.__getitem__, starts))
+        return starts, ends
 
     def add(self, text: str) -> None:
         counts, decide = self.counts, self.decide
-        if self.guards is None or "\r" in text or (self.prefix and self.prefix in text):
+        if self.rules is None or "\r" in text or (self.prefix and self.prefix in text):
             lines, strip = text.split("\n"), self.strip
             if text.endswith("\n"):
                 lines.pop()
@@ -116,11 +198,8 @@ class Counter:
         if self._guard is None:
             self.prepare(text[:SAMPLE])
         # the lines holding a guard, cut out in C: [start, end) of each, the start found
-        # back from the guard, the end by the search's [^\n]*
-        found = list(self._guard(text))
-        starts = list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1)))
-        ends = list(map(re.Match.end, found))
-        del found
+        # back from the match, the end by the search's [^\n]*
+        starts, ends = self._candidates(text)
         cut = text.__getitem__
         counts.update(self.decide_many(list(map(cut, map(slice, starts, ends)))))
         # the other lines: a superflous string makes them ignored, else untreated.  The
