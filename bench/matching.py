@@ -38,6 +38,8 @@ def compare(token: str, log: str, lines: int, runs: int, peers: bool) -> Dict[st
             tools["fail2ban-regex"] = ["fail2ban-regex", log, F2B_FILTER]
         if os.path.exists(SSHG_PARSER):
             tools["sshg-parser"] = [SSHG_PARSER]
+    # lib byte-compiled, as on a machine where Watcher has run once (whatever PYTHONDONTWRITEBYTECODE says)
+    subprocess.run([PY, "-m", "compileall", "-q", os.path.join(ROOT, "lib")], stdout=subprocess.DEVNULL, check=True)
     out = {name: [] for name in tools}
     for _ in range(runs):
         for name, argv in tools.items():
