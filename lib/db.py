@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
@@ -85,6 +86,7 @@ class Database:
         elif version > SCHEMA_VERSION:
             raise WatcherError(f"{path}: schema version {version} is newer than this Watcher ({SCHEMA_VERSION})")
         self.path = path
+        self._committed: Optional[threading.Event] = None      # set by each commit once checkpoints run aside
 
     def _migrate(self, path: str, version: int) -> None:
         if version == 0 or version not in MIGRATIONS:
@@ -108,21 +110,41 @@ class Database:
             raise
         self.conn.execute("COMMIT")
 
-    def checkpoint_aside(self, interval: float = 1.0) -> None:
-        """Copy the write-ahead log into the database from a thread of its own, every
-        `interval` seconds, instead of inside a commit: a checkpoint syncs the disk
-        (milliseconds), and a module must not stall its reading for it."""
+    def checkpoint_aside(self, interval: float = 0.05, restart_frames: int = 8192) -> None:
+        """Copy the write-ahead log into the database from a thread of its own, `interval`
+        seconds after a commit, instead of inside a commit: a checkpoint syncs the disk,
+        and a module must not stall its reading for it.  Small and frequent, because the
+        time a checkpoint's sync holds the log (which a commit may have to wait for)
+        grows with what the log gathered.
+
+        A passive checkpoint never lets the log start anew while commits keep coming
+        (they add to it while it runs): a flood would grow it without end.  So once it
+        holds `restart_frames` pages (32 MB), the thread asks for a restart, which holds
+        commits back while it copies the few pages left; when a reader keeps it waiting
+        more than 10 ms it gives up and tries again a second later."""
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
         self._stop_checkpoints = threading.Event()
+        self._committed = threading.Event()
 
-        def work(path=self.path, stop=self._stop_checkpoints):
-            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        def work(path=self.path, stop=self._stop_checkpoints, committed=self._committed):
+            conn = sqlite3.connect(path, timeout=0.01, isolation_level=None, check_same_thread=False)
+            next_restart = 0.0
             try:
-                while not stop.wait(interval):
+                while True:
+                    committed.wait()
+                    if stop.wait(interval):     # let the commits of a moment gather
+                        return
+                    committed.clear()
                     try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        busy, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if frames >= restart_frames and time.monotonic() >= next_restart:
+                            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                            if busy:
+                                next_restart = time.monotonic() + 1.0
                     except sqlite3.Error:
-                        pass                # busy now: the next round copies it
+                        busy = True
+                    if busy:
+                        committed.set()         # the next round copies the rest
             finally:
                 conn.close()
 
@@ -132,6 +154,7 @@ class Database:
     def close(self) -> None:
         if getattr(self, "_checkpoints", None) is not None:
             self._stop_checkpoints.set()
+            self._committed.set()
             self._checkpoints.join(timeout=5)
             self._checkpoints = None
         self.conn.close()
@@ -157,6 +180,8 @@ class Database:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        if self._committed is not None:
+            self._committed.set()
 
     def get(self, ip: str) -> Optional[Host]:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM hosts WHERE ip = ?", (ip,)).fetchone()

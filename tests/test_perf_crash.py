@@ -123,3 +123,56 @@ def test_a_step_that_fails_inside_a_batch_undoes_only_itself(tmp_path):
         assert rows == ["198.51.100.1", "198.51.100.3"]
     finally:
         d.close()
+
+
+def commit_stream(d, n, start=0):
+    """n commits of one new host and its event each, as a module's batches of one line make them
+    (with a moment between them, where it tells the kernel); the longest commit, in seconds."""
+    longest = 0.0
+    for i in range(start, start + n):
+        t = time.perf_counter()
+        with d.transaction():
+            d.add_event(float(i), address(i), "r", "LG")
+            d.conn.execute("INSERT INTO hosts (ip, rule, module, introduced, last_seen, affairs) "
+                           "VALUES (?, 'r', 'LG', ?, ?, 1)", (address(i), float(i), float(i)))
+        longest = max(longest, time.perf_counter() - t)
+        time.sleep(0.0001)
+    return longest
+
+
+def test_the_write_ahead_log_stays_small_while_commits_never_stop(tmp_path):
+    """A checkpoint beside endless commits never finds the log still: without the restart
+    the log grows by every page every commit writes (here about 25 MB)."""
+    path = str(tmp_path / "WatchLG.db")
+    dbmod.create(path, os.path.join(ROOT, "lib", "schema.sql"))
+    d = Database(path)
+    try:
+        d.checkpoint_aside(interval=0.005, restart_frames=256)        # a 1 MB log
+        biggest = 0
+        for k in range(40):
+            commit_stream(d, 250, start=250 * k)
+            biggest = max(biggest, os.path.getsize(path + "-wal"))
+        assert biggest < 6 << 20, f"the write-ahead log grew to {biggest >> 20} MB"
+        assert d.conn.execute("SELECT count(*) FROM hosts").fetchone()[0] == 10000
+    finally:
+        d.close()
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_long_reader_does_not_hold_the_module_s_commits(tmp_path):
+    """StatXX reading for a long time: the restart gives up after 10 ms instead of holding
+    every commit until the reader ends."""
+    path = str(tmp_path / "WatchLG.db")
+    dbmod.create(path, os.path.join(ROOT, "lib", "schema.sql"))
+    d = Database(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        d.checkpoint_aside(interval=0.005, restart_frames=64)
+        commit_stream(d, 200)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()     # a read transaction that stays
+        longest = commit_stream(d, 3000, start=200)
+        assert longest < 0.5, f"a commit waited {longest:.2f} s for the checkpoint"
+    finally:
+        reader.close()
+        d.close()
