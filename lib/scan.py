@@ -80,6 +80,13 @@ def starts_regex(strings: Iterable[str]) -> str:
     return tree(heads) if heads else "(?!)"
 
 
+def _line_spans(text: str, matches: Iterator["re.Match"]) -> Tuple[List[int], List[int]]:
+    """[start, end) of the line of each match (a match that runs to its line's end), in C."""
+    found = list(matches)
+    return (list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1))),
+            list(map(re.Match.end, found)))
+
+
 def _fewest(strings: Iterable[str]) -> FrozenSet[str]:
     """The strings without those holding another: a line holds one of these exactly when it
     holds one of `strings`."""
@@ -163,13 +170,8 @@ class Counter:
         """[start, end) of each line of `text` holding a guard (or beginning with a rule's
         message start), in order."""
         if self._colon is None or ("<" in text and (text.startswith("<") or "\n<" in text)):
-            # a <PRI> header: the message begins elsewhere
-            found = list(self._guard(text))
-            return (list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1))),
-                    list(map(re.Match.end, found)))
-        found = list(self._colon(text))
-        starts = list(map(add, map(text.rfind, repeat("\n"), repeat(0), map(re.Match.start, found)), repeat(1)))
-        ends = list(map(re.Match.end, found))
+            return _line_spans(text, self._guard(text))     # a <PRI> header: the message begins elsewhere
+        starts, ends = _line_spans(text, self._colon(text))
         more = [(m.start() + 1, m.end()) for m in self._at_line(text)]
         if text.startswith(self._begins):
             nl = text.find("\n")
@@ -179,7 +181,7 @@ class Counter:
             search = self._present.get(present)
             if search is None:
                 search = self._present[present] = re.compile("(?:" + contains_regex(present).pattern + ")[^\n]*").finditer
-            more += [(text.rfind("\n", 0, m.start()) + 1, m.end()) for m in search(text)]
+            more += zip(*_line_spans(text, search(text)))
         if more:                        # every match runs to its line's end: one end per start
             spans = dict(zip(starts, ends))
             spans.update(more)
@@ -203,12 +205,13 @@ class Counter:
         cut = text.__getitem__
         counts.update(self.decide_many(list(map(cut, map(slice, starts, ends)))))
         # the other lines: a superflous string makes them ignored, else untreated.  The
-        # pieces between the decided lines, cut at line ends, read as those lines alone
+        # text without the decided lines (each left as an empty line) reads as those lines alone
         ends.insert(0, 0)
         starts.append(len(text))
-        ignored = len(self._sup_lines("".join(map(cut, map(slice, ends, starts)))))
+        others = "".join(map(cut, map(slice, ends, starts)))
+        ignored = len(self._sup_lines(others))
         decided = len(ends) - 1
-        rest = text.count("\n") + (0 if text.endswith("\n") else 1) - decided - ignored
+        rest = others.count("\n") + (0 if text.endswith("\n") else 1) - decided - ignored
         for key, n in ((self.ignored, ignored), (self.untreated, rest)):
             if n:
                 counts[key] = counts.get(key, 0) + n
