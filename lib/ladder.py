@@ -4,9 +4,9 @@ Watcher's rules test a line with plain checks first: `Pattern in REPLY`
 and `begins(REPLY, Pattern)` (the daemon's message begins with it).  Read
 from the syntax tree of the assembled filter (lib.rules), two things follow:
 
-- `guards`: strings such that a line holding none of them gets no verdict
-  from any rule (and `rule_guards`, what each rule needs: strings the line
-  holds, and the strings its message begins with).  `watcher.py test`
+- `guards`: for each rule, strings one of which its line holds whenever its
+  test is true, and most often strings its message then begins with: a
+  line that meets no rule's guard gets no verdict.  `watcher.py test`
   (lib.scan) skips the other lines of a log in bulk.
 - `dispatch`: for each rule whose test holds only when the message begins
   with one of some strings, the first K characters of the message tell
@@ -146,17 +146,7 @@ class Guard(NamedTuple):
     begins: Optional[FrozenSet[str]]
 
 
-def guards(source: str) -> Optional[FrozenSet[str]]:
-    """The guards of an assembled ladder (lib.rules.Filter.source), or None when unknown."""
-    found = rule_guards(source)
-    if found is None:
-        return None
-    strings = {s for g in found for s in g.holds}
-    # a string that holds another guard adds nothing
-    return frozenset(g for g in strings if not any(o != g and o in g for o in strings))
-
-
-def rule_guards(source: str) -> Optional[List[Guard]]:
+def guards(source: str) -> Optional[List[Guard]]:
     """The Guard of each rule of an assembled ladder (lib.rules.Filter.source), or None when
     a line might get a verdict that no guard tells."""
     try:

@@ -2,7 +2,7 @@
 
 Model: a rule decides a line only when its test holds, and the tests of
 Watcher's rules begin with plain substring checks.  From the assembled
-ladder, `lib.ladder.rule_guards` derives each rule's *guard*: strings one
+ladder, `lib.ladder.guards` derives each rule's *guard*: strings one
 of which its line holds, and most often strings one of which its message
 begins with (None when the rules cannot be read that way: then every line
 goes down the ladder).
@@ -28,7 +28,8 @@ from typing import Callable, Dict, FrozenSet, Hashable, Iterable, Iterator, List
 from lib.ladder import Guard
 
 BLOCK = 1 << 20                 # bytes read at a time
-SAMPLE = 256 << 10              # the start of a log whose characters choose the search anchors
+SAMPLE = 256 << 10              # the start of a log that chooses how to search it
+RARITY_SAMPLE = 64 << 10        # the part of it whose characters choose the search anchors
 
 
 # ---- one regular expression for 'holds one of these strings' --------------
@@ -42,7 +43,8 @@ def contains_regex(strings: Iterable[str], sample: str = "") -> "re.Pattern":
     skips in C every position that holds none of these characters.
     """
     strings = sorted(set(s for s in strings if s))
-    freq = {c: sample.count(c) + 1 for c in set("".join(strings))}
+    counted = Tally(sample[:RARITY_SAMPLE])         # one pass in C
+    freq = {c: counted[c] + 1 for c in set("".join(strings))}
     uncovered, anchors = set(strings), []
     while uncovered:
         best = min(set("".join(uncovered)), key=lambda c: (freq[c] / sum(c in s for s in uncovered), c))
@@ -140,8 +142,7 @@ class Counter:
         """Build the searches, their anchors chosen by the characters of `sample`."""
         if self.rules is None:
             return
-        # one match per line that holds a guard: from the guard to the line's end
-        self._guard = re.compile("(?:" + contains_regex(self.guards, sample).pattern + ")[^\n]*").finditer
+        self._sample = sample
         sup = contains_regex(self.superflous, sample).pattern if self.superflous else "(?!)"
         # one match per line that holds a superflous string: the match runs to the line's end
         self._sup_lines = re.compile("(?:" + sup + ")()[^\n]*").findall
@@ -170,6 +171,8 @@ class Counter:
         """[start, end) of each line of `text` holding a guard (or beginning with a rule's
         message start), in order."""
         if self._colon is None or ("<" in text and (text.startswith("<") or "\n<" in text)):
+            if self._guard is None:         # one match per line that holds a guard, to the line's end
+                self._guard = re.compile("(?:" + contains_regex(self.guards, self._sample).pattern + ")[^\n]*").finditer
             return _line_spans(text, self._guard(text))     # a <PRI> header: the message begins elsewhere
         starts, ends = _line_spans(text, self._colon(text))
         more = [(m.start() + 1, m.end()) for m in self._at_line(text)]
@@ -197,7 +200,7 @@ class Counter:
                 lines.pop()
             counts.update(decide(strip(line.rstrip("\r"))) for line in lines)
             return
-        if self._guard is None:
+        if self._sup_lines is None:
             self.prepare(text[:SAMPLE])
         # the lines holding a guard, cut out in C: [start, end) of each, the start found
         # back from the match, the end by the search's [^\n]*
