@@ -32,7 +32,6 @@ access log's [TIME], else the syslog header), so a log file replayed by
 lives in a `Web` object, one per assembled filter (lib.rules puts it into
 the filter's namespace), never in the database.
 """
-import calendar
 import collections
 import ipaddress
 import os
@@ -40,7 +39,6 @@ import re
 import time
 import zlib
 from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
-from urllib.parse import unquote
 
 from lib import extract
 from lib.errors import WatcherError, located, read_text
@@ -104,6 +102,16 @@ def _vhost(text: Optional[str]) -> Optional[str]:
 _last_time = ("", None)
 
 
+def _timegm(t) -> int:
+    import calendar         # imported on first use: 3 ms of start-up (datetime, locale) every module paid
+    return calendar.timegm(t)
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote
+    return unquote(text)
+
+
 def access_time(text: str) -> Optional[float]:
     """'22/Nov/2026:10:00:00 +0100' (Apache's %t without brackets, nginx's $time_local) -> epoch."""
     global _last_time
@@ -112,7 +120,7 @@ def access_time(text: str) -> Optional[float]:
     t = None
     try:
         if len(text) == 26 and text[2] == "/" and text[6] == "/" and text[20] == " ":
-            secs = calendar.timegm((int(text[7:11]), MONTHS[text[3:6]], int(text[0:2]), int(text[12:14]),
+            secs = _timegm((int(text[7:11]), MONTHS[text[3:6]], int(text[0:2]), int(text[12:14]),
                                     int(text[15:17]), int(text[18:20]), 0, 0, 0))
             sign = -1 if text[21] == "-" else 1
             t = float(secs - sign * (int(text[22:24]) * 3600 + int(text[24:26]) * 60))
@@ -152,7 +160,7 @@ def syslog_time(line: str, now: Optional[float] = None) -> Optional[float]:
 def _rfc3339(stamp: str) -> Optional[float]:
     """'2026-11-22T10:00:00[.fraction](Z|+01:00)' -> epoch (any number of fraction digits)."""
     try:
-        t = float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
+        t = float(_timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
     except ValueError:
         return None
     rest = stamp[19:]
@@ -475,7 +483,7 @@ class Web:
         if w is None or w.kind != "access" or not w.target:
             return False
         raw = w.target.lower()
-        decoded = unquote(raw) if "%" in raw else raw
+        decoded = _unquote(raw) if "%" in raw else raw
         for e in self.paths:
             if (e.text in raw or e.text in decoded) and (e.method is None or e.method == w.method) \
                     and (not e.statuses or w.status in e.statuses):
