@@ -219,10 +219,6 @@ class Counter:
             if n:
                 counts[key] = counts.get(key, 0) + n
 
-    def merge(self, counts: Dict[Key, int]) -> None:
-        for key, n in counts.items():
-            self.counts[key] = self.counts.get(key, 0) + n
-
 
 def count_stream(counter: Counter, stream) -> Dict[Key, int]:
     for text in blocks(stream):
@@ -242,9 +238,11 @@ class _Part:
         return data
 
 
-def count_file(counter: Counter, fd: int, jobs: int = 1) -> Dict[Key, int]:
-    """The counts of a regular file (an open descriptor), split at line ends into `jobs`
-    parts counted by forked processes at once (this process counts the first part)."""
+def count_file(counter: Counter, fd: int, jobs: int = 1,
+               reduce: Callable[[Dict[Key, int]], Dict[Key, int]] = dict) -> Dict[Key, int]:
+    """reduce(the counts) of a regular file (an open descriptor), split at line ends into
+    `jobs` parts counted by forked processes at once (this process counts the first part).
+    `reduce` must add up: the reduced counts of the parts are added."""
     import pickle                   # the counts of the forked processes come back pickled
     size = os.fstat(fd).st_size
     counter.prepare(os.pread(fd, SAMPLE, 0).replace(b"\0", b"").decode("utf-8", "replace"))
@@ -272,7 +270,7 @@ def count_file(counter: Counter, fd: int, jobs: int = 1) -> Dict[Key, int]:
                 for text in blocks(_Part(fd, a, b)):
                     counter.add(text)
                 with os.fdopen(w, "wb") as out:
-                    pickle.dump(counter.counts, out)
+                    pickle.dump(reduce(counter.counts), out)
                 code = 0
             finally:
                 os._exit(code)
@@ -280,11 +278,13 @@ def count_file(counter: Counter, fd: int, jobs: int = 1) -> Dict[Key, int]:
         children.append((pid, r))
     for text in blocks(_Part(fd, *parts[0])):
         counter.add(text)
+    total = reduce(counter.counts)
     for pid, r in children:
         with os.fdopen(r, "rb") as inp:
             data = inp.read()
         _, status = os.waitpid(pid, 0)
         if status != 0 or not data:
             raise RuntimeError(f"a counting process failed (status {status})")
-        counter.merge(pickle.loads(data))
-    return counter.counts
+        for key, n in pickle.loads(data).items():
+            total[key] = total.get(key, 0) + n
+    return total
