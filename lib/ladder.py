@@ -102,7 +102,15 @@ def requires(node, env: Env) -> Optional[Set[str]]:
 
 
 def _bound_elsewhere(func: ast.FunctionDef) -> Set[str]:
-    """Names bound anywhere in the function but by its top-level `NAME = constant` lines."""
+    """Names bound anywhere in the function but by its top-level `NAME = constant` lines
+    (remembered on the node: the dispatch, the guards and the fast lane all ask)."""
+    known = getattr(func, "_bound_elsewhere", None)
+    if known is None:
+        known = func._bound_elsewhere = frozenset(_find_bound(func))
+    return set(known)
+
+
+def _find_bound(func: ast.FunctionDef) -> Set[str]:
     top = {id(s.targets[0]) for s in func.body
            if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
            and _strings(s.value, {}) is not None}
@@ -146,13 +154,9 @@ class Guard(NamedTuple):
     begins: Optional[FrozenSet[str]]
 
 
-def guards(source: str) -> Optional[List[Guard]]:
-    """The Guard of each rule of an assembled ladder (lib.rules.Filter.source), or None when
-    a line might get a verdict that no guard tells."""
-    try:
-        func = ast.parse(source).body[0]
-    except (SyntaxError, IndexError):
-        return None
+def guards(func: ast.FunctionDef) -> Optional[List[Guard]]:
+    """The Guard of each rule of an assembled ladder's function (lib.rules.Filter.function),
+    or None when a line might get a verdict that no guard tells."""
     if not isinstance(func, ast.FunctionDef) or {REPLY, BEGINS} & _bound_elsewhere(func):
         return None
     body = list(func.body)

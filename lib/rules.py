@@ -203,7 +203,8 @@ class Filter:
         self.line_map: List[Tuple[int, str]] = []
         line = 2
         for path in self.files:
-            compile_rule(path, module, check_perms)      # reports errors under the file's own name
+            if check_perms:
+                check_owner(path)
             body = _indent(_body(path))
             parts.append(f"    # ---- {os.path.relpath(path, os.path.dirname(rules_dir))}\n")
             self.line_map.append((line + 1, path))
@@ -212,11 +213,17 @@ class Filter:
         parts.append("    for s in SUPERFLOUS:\n        if s in REPLY:\n            return IGNORE\n"
                      "    return None\n")
         self.source = "".join(parts)
-        tree = ast.fix_missing_locations(_PassRuleAndReply().visit(ast.parse(self.source)))
+        self.filename = f"<filter of {rules_dir}>"
+        try:
+            tree = ast.fix_missing_locations(_PassRuleAndReply().visit(ast.parse(self.source)))
+            code = compile(tree, self.filename, "exec")
+        except SyntaxError as e:
+            for path in self.files:         # the file alone names its own line
+                compile_rule(path, module, check_perms)
+            raise RuleError(f"{self.where(e.lineno or 1)}: {e.msg}") from None
         ns = _namespace(module, rules_dir, check_perms)
         ns["SUPERFLOUS"] = tuple(self.superflous)
-        self.filename = f"<filter of {rules_dir}>"
-        exec(compile(tree, self.filename, "exec"), ns)
+        exec(code, ns)
         self.ladder = ns["_filter"]                 # every rule, in order
         self.function = tree.body[0]                # its syntax tree (verdict calls pass RULE and REPLY)
         self.plan = ladder.dispatch(self.function)

@@ -29,7 +29,7 @@ from lib.ladder import Guard
 
 BLOCK = 1 << 20                 # bytes read at a time
 SAMPLE = 256 << 10              # the start of a log that chooses how to search it
-RARITY_SAMPLE = 64 << 10        # the part of it whose characters choose the search anchors
+RARITY_SAMPLE = 16 << 10        # the part of it whose characters choose the search anchors
 
 
 # ---- one regular expression for 'holds one of these strings' --------------

@@ -147,7 +147,7 @@ def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Tuple, i
     """summary() of how many lines got each verdict.  A large regular file is split among
     the CPUs this process may use; standard input is read by this process alone."""
     decide = decider(flt, companions)
-    counter = scan.Counter(ladder.guards(flt.source), flt.superflous, decide, IGNORED, UNTREATED,
+    counter = scan.Counter(ladder.guards(flt.function), flt.superflous, decide, IGNORED, UNTREATED,
                            exact_prefix=PREFIX, strip=lambda line: split(line)[1],
                            decide_many=fast_counter(flt, decide))
     try:

@@ -41,7 +41,7 @@ def counts_line_by_line(flt, companions, data: bytes):
 
 
 def counter(flt, companions):
-    return scan.Counter(guards(flt.source), flt.superflous,
+    return scan.Counter(guards(flt.function), flt.superflous,
                         lambda line: testmode._verdict(flt, line, companions), testmode.IGNORED,
                         testmode.UNTREATED, exact_prefix=PREFIX, strip=lambda line: split(line)[1])
 
@@ -130,14 +130,14 @@ def test_guards_are_unknown_when_a_rule_is_not_plain_checks(tmp_path):
     (d / "200-b.rule").write_text('RULE = "b"\nif begins(REPLY, ("Invalid user ", "User ")): return inject()\n')
     for p in d.iterdir():
         p.chmod(0o644)
-    assert guards(Filter(str(d), "LG").source) == [
+    assert guards(Filter(str(d), "LG").function) == [
         Guard(frozenset({"Failed password for "}), frozenset({"Failed password for "})),
         Guard(frozenset({"Invalid user ", "User "}), frozenset({"Invalid user ", "User "}))]
     (d / "300-c.rule").write_text('RULE = "c"\nfor w in ("x", "y"):\n    if w in REPLY: return ignore()\n')
     (d / "300-c.rule").chmod(0o644)
-    assert guards(Filter(str(d), "LG").source) is None          # a loop: every line is decided
+    assert guards(Filter(str(d), "LG").function) is None          # a loop: every line is decided
     (d / "300-c.rule").write_text('RULE = "c"\nif check(REPLY) and "x" in REPLY: return ignore()\n')
-    assert guards(Filter(str(d), "LG").source) is None          # a call before the check
+    assert guards(Filter(str(d), "LG").function) is None          # a call before the check
 
 
 def test_starts_regex_matches_exactly_the_texts_beginning_with_a_string():
