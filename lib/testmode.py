@@ -5,11 +5,12 @@ Like fail2ban-regex: the module's assembled filter and the address checks
 no whitelist.  --json prints exactly one object per input line, in order;
 a line MX forwards is run through MB's filter and reported with "via".
 """
+import heapq
 import json
 import os
 import stat
 import sys
-from typing import Callable, Dict, IO, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, IO, Iterable, List, Optional, Tuple, Union
 
 from lib import ladder, scan
 from lib.addresses import peer_text
@@ -95,10 +96,10 @@ def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_jso
         return 0
     # the summary needs no line order: lib.scan runs the ladder only on lines a rule can decide
     for key, k in _counts(flt, companions, stream).items():
-        if key[0] == ADDRESS:
-            addresses[key[1]] = k
+        if isinstance(key, str):
+            addresses[key] = k
             continue
-        _, rule, action = key
+        rule, action = key
         total += k
         if rule:
             per_rule[rule] = per_rule.get(rule, 0) + k
@@ -118,28 +119,24 @@ def run(flt: Filter, companions: Dict[str, Filter], stream, out: IO[str], as_jso
             for rule, n in sorted(per_rule.items(), key=lambda kv: (-kv[1], kv[0])):
                 write(f"  {n:8d}  {rule}\n")
         write(f"Addresses injected: {len(addresses)}\n")
-        for ip, n in sorted(addresses.items(), key=lambda kv: (-kv[1], kv[0]))[:20]:
+        for ip, n in heapq.nsmallest(20, addresses.items(), key=lambda kv: (-kv[1], kv[0])):
             write(f"  {n:8d}  {ip}\n")
         if len(addresses) > 20:
             write(f"  ... and {len(addresses) - 20} more (--json lists every line)\n")
     return 0
 
 
-RULE, ADDRESS = "rule", "address"
-
-
-def summary(counts: Dict[Tuple, int]) -> Dict[Tuple, int]:
-    """Of the lines per verdict, what the summary prints: the lines per (RULE, rule, action)
-    and the lines that inject each address, per (ADDRESS, address).  The processes that
-    count a large file's parts send each other these (half a file's (rule, address) pairs
-    were 1 MB of pickle, 60 ms to read and add up)."""
-    out: Dict[Tuple, int] = {}
+def summary(counts: Dict[Tuple, int]) -> Dict[Union[Tuple, str], int]:
+    """Of the lines per verdict, what the summary prints: the lines per (rule, action), and
+    per address (its text as the key) the lines that inject it.  The processes that count a
+    large file's parts send each other these (half a file's (rule, address) pairs were 1 MB
+    of pickle, 60 ms to read and add up)."""
+    out: Dict[Union[Tuple, str], int] = {}
     for (rule, ip, action, _), n in counts.items():
-        key = (RULE, rule, action)
+        key = (rule, action)
         out[key] = out.get(key, 0) + n
         if action == "inject":
-            key = (ADDRESS, ip)
-            out[key] = out.get(key, 0) + n
+            out[ip] = out.get(ip, 0) + n
     return out
 
 
