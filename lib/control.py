@@ -82,9 +82,7 @@ def start(say: Say = print, environ=os.environ, wait: float = 10.0) -> int:
             raise WatcherError(f"{s.database}: no database for Watch{token}; run ./Prep first")
     running = supervisor_pid(master.RUN_DIR)
     fw = fwmod.backend(master, say=say)
-    made = fw.setup()
-    if made:
-        say("created: " + ", ".join(made))
+    fwmod.ready(fw, say)
     if not running:       # a second start changes nothing: the running modules hold the truth
         load_lists(fw, master, say)
         restore(fw, mods, time.time(), say)

@@ -207,6 +207,22 @@ class Ipset:
             made += self._setup_chain(tool, v6)
         return made
 
+    def prune(self) -> List[str]:
+        """Destroy the sets Watcher created and uses no more (a feed taken out of FEEDS),
+        after setup() rewrote the chain without them; a set something else still refers
+        to stays.  Returns what was destroyed."""
+        created = self._created()
+        wanted = {name for name, _, _ in self.all_sets()}
+        stale = sorted(n for n in created if ":" not in n and n not in wanted)
+        if not stale:
+            return []
+        have = self.existing_sets()
+        gone = [n for n in stale if n not in have
+                or self._run(["ipset", "destroy", n], check=False).returncode == 0]
+        with open(self.state_file, "w") as f:
+            f.write("".join(n + "\n" for n in sorted(created - set(gone))))
+        return [n for n in gone if n in have]
+
     def _setup_chain(self, tool: str, v6: bool) -> List[str]:
         made = []
         want = [" ".join(r) for r in chain_rules(self.extra_sets, v6)]
@@ -355,6 +371,9 @@ class DryRun:
         self.say(f"dry-run: would create the Watcher ipsets and chain {CHAIN}")
         return []
 
+    def prune(self) -> List[str]:
+        return []
+
     def jump_present(self) -> Dict[str, bool]:
         return {}
 
@@ -434,6 +453,16 @@ class Recording(DryRun):
 
     def sizes(self):
         return {k: len(v) for k, v in self.sets.items()}
+
+
+def ready(fw, say: Callable[[str], None]) -> None:
+    """setup() and prune(): the sets and chain the settings ask for, and no others of Watcher's."""
+    made = fw.setup()
+    if made:
+        say("created: " + ", ".join(made))
+    gone = fw.prune()
+    if gone:
+        say("removed: " + ", ".join(gone) + " (no feed of that name in FEEDS any more)")
 
 
 def backend(settings, say: Callable[[str], None] = print, prefix: Sequence[str] = (), feeds: bool = True):

@@ -26,9 +26,7 @@ def _settings(environ):
 
 def _firewall(s, say: Say):
     fw = firewall.backend(s, say=say)
-    made = fw.setup()       # a dynloader may run before `watcher.py start` (cron @reboot)
-    if made:
-        say("created: " + ", ".join(made))
+    firewall.ready(fw, say)     # a dynloader may run before `watcher.py start` (cron @reboot)
     return fw
 
 
@@ -67,10 +65,10 @@ def feeds_main(argv: Sequence[str], environ=os.environ, say: Say = print,
     if unknown:
         raise UsageError(f"no feed {', '.join(unknown)} in {s.FEEDS}")
     feeds = [f for f in feeds if not args.names or f.name in args.names]
+    fw = _firewall(s, say)      # the chain and sets as FEEDS says now: a feed taken out is gone
     if not feeds:
         say(f"no feeds in {s.FEEDS}: nothing to load (add one: NAME URL [FORMAT [INTERVAL]])")
         return 0
-    fw = _firewall(s, say)
     failed = 0
     for lst in feeds:
         try:

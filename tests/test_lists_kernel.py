@@ -170,6 +170,34 @@ def test_feeds_load_into_their_own_sets_after_highjackers(netns_pair, web, lw):
     assert entries(net, "atk_plain") == 1 and not net.connect("10.88.0.4")
 
 
+def test_a_feed_taken_out_of_feeds_conf_stops_dropping_and_its_sets_go(netns_pair, web, lw):
+    net = netns_pair
+    web["a.txt"] = "10.88.0.4\n"
+    web["b.txt"] = "10.88.0.5\n"
+    with open(lw.feeds, "w") as f:
+        f.write(f"atk_a {web.url('a.txt')}\natk_b {web.url('b.txt')}\n")
+    r = tool(lw, "dynloaders/feeds")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not net.connect("10.88.0.4") and not net.connect("10.88.0.5")
+    net.sh("ipset", "create", "admins_own", "hash:net", ns=net.srv)    # not Watcher's: never touched
+    try:
+        with open(lw.feeds, "w") as f:
+            f.write(f"atk_a {web.url('a.txt')}\n")
+        r = tool(lw, "dynloaders/feeds")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "removed: atk_b, atk_b6" in r.stdout
+        assert entries(net, "atk_b") is None and entries(net, "atk_b6") is None and entries(net, "atk_a") == 1
+        assert net.connect("10.88.0.5") and not net.connect("10.88.0.4")
+        with open(lw.feeds, "w") as f:                  # no feed left: the next run still takes it out
+            f.write("# none\n")
+        r = tool(lw, "dynloaders/feeds")
+        assert r.returncode == 0 and "removed: atk_a, atk_a6" in r.stdout, r.stdout + r.stderr
+        assert net.connect("10.88.0.4") and entries(net, "atk_a") is None
+        assert entries(net, "admins_own") == 0 and entries(net, "highjackers") is not None
+    finally:
+        net.sh("ipset", "destroy", "admins_own", ns=net.srv, check=False)
+
+
 def test_start_loads_the_last_good_copies_at_boot_without_downloading(netns_pair, web, lw):
     net = netns_pair
     assert lw.run("Prep").returncode == 0
