@@ -93,18 +93,20 @@ class Tracker:
             self._attempts = kept
         self._attempts[ip] = tuple(a for a in atts if a[2] != attempt[2]) + (attempt,)
 
-    def _apply(self, host: Host, now: float, rule: str) -> Decision:
-        """Tell the firewall what the (committed) host row says."""
+    def _apply(self, host: Host, now: float, rule: str, vhost: Optional[str] = None) -> Decision:
+        """Tell the firewall what the (committed) host row says (and the log, with the
+        virtual host the affair was on, for WatchWB)."""
         v6 = ":" in host.ip
+        on = f" on {vhost}" if vhost else ""
         if host.dropped is not None:
             self.fw.custody(host.ip, v6)
             d = Decision(host.ip, host.cls, host.affairs, "DROP")
-            self.log.write(f"[{rule}] {host.ip} {host.cls} affairs {host.affairs}/{self.max} -> DROP")
+            self.log.write(f"[{rule}] {host.ip} {host.cls} affairs {host.affairs}/{self.max} -> DROP{on}")
         else:
             seconds = int(host.tarpit_until - now + 0.5)
             self.fw.tarpit(host.ip, seconds, v6)
             d = Decision(host.ip, host.cls, host.affairs, "TARPIT", seconds)
-            self.log.write(f"[{rule}] {host.ip} {host.cls} affairs {host.affairs}/{self.max} -> TARPIT {seconds}s")
+            self.log.write(f"[{rule}] {host.ip} {host.cls} affairs {host.affairs}/{self.max} -> TARPIT {seconds}s{on}")
         return d
 
     def _ladder(self, host: Host, affairs: int, now: float, **changes) -> Host:
@@ -142,7 +144,7 @@ class Tracker:
         if ask and self.classify is not None:
             self._asked.add(ip)
             self.classify(ip)
-        return self._apply(host, now, rule)
+        return self._apply(host, now, rule, vhost)
 
     def classified(self, ip: str, result: Classification, now: Optional[float] = None) -> Optional[Decision]:
         """A DNS answer came back: store the class and re-decide a suspect."""

@@ -1,7 +1,8 @@
 """Module log and trace files: one line per decision, root-only files.
 
 Lines read `20261122T08:02:23 WatchLG[13117]: [root-login] 203.0.113.5
-NXDOMAIN affairs 5/5 -> DROP`.  Files are created mode 0600 and reopened
+NXDOMAIN affairs 5/5 -> DROP` (WatchWB adds ` on VHOST`, the virtual host the
+affair was on).  Files are created mode 0600 and reopened
 when logrotate moved them away (the inode check of WatchedFileHandler).
 """
 import os

@@ -87,14 +87,24 @@ def test_a_database_newer_than_this_watcher_is_refused(tmp_path):
     assert "newer than this Watcher" in str(e.value)
 
 
+class Lines:
+    def __init__(self):
+        self.lines = []
+
+    def write(self, text):
+        self.lines.append(text)
+
+
 def test_an_affair_records_the_virtual_host(tmp_path):
     path = str(tmp_path / "WatchWB.db")
     dbmod.create(path, os.path.join(ROOT, "lib", "schema.sql"))
     d = Database(path)
     fw = Recording()
-    t = Tracker("WB", d, fw, Protected([], []), 5, 60, NullLog())
+    log = Lines()
+    t = Tracker("WB", d, fw, Protected([], []), 5, 60, log)
     try:
         t.inject(parse_peer("203.0.113.5"), "attack-path", 1, 100.0, vhost="shop.example.test")
+        assert log.lines == ["[attack-path] 203.0.113.5 UNKNOWN affairs 1/5 -> TARPIT 60s on shop.example.test"]
         t.inject(parse_peer("203.0.113.5"), "attack-path", 2, 101.0, vhost="blog.example.test")
         t.inject(parse_peer("2001:db8::6"), "apache-auth", 3, 102.0)                    # no host known
         rows = d.conn.execute("SELECT ip, rule, module, vhost FROM events ORDER BY time").fetchall()

@@ -101,7 +101,8 @@ def test_a_flood_ends_in_the_tarpit_and_a_crawler_keeps_its_connection(netns_pai
     assert wait_for(lambda: net.in_set("tarpit", flooder))
     assert not net.connect(flooder)
     line = next(l for l in w.log("WB").splitlines() if "[flood] 10.88.0.5 " in l)
-    assert line.endswith("affairs 1/5 -> TARPIT 60s")          # UNKNOWN until DNS answers: counted from 1
+    # UNKNOWN until DNS answers: counted from 1; the line names the virtual host flooded
+    assert line.endswith("affairs 1/5 -> TARPIT 60s on shop.example.test")
     assert not net.in_set("tarpit", crawler) and not net.in_set("custody", crawler)
     assert net.connect(crawler)
     assert vhosts(w) == {flooder: "shop.example.test"}
