@@ -12,11 +12,11 @@ the guards and for the superflous strings.  Message starts are searched
 after ': ' and at line starts (a regex whose fixed first characters the
 engine skips to at memchr speed); the strings lines hold, with one regular
 expression whose every branch is anchored at one of a few characters that
-are rare in that log.  Only lines holding a guard are cut out and decided (by the ladder, or together by `decide_many`:
-lib.fastlane); the others are counted as ignored
-(superflous) or untreated without being looked at one by one.  The counts
-are exactly those of running the ladder on every line.  `count_file`
-splits a large file among forked processes, one per CPU.
+are rare in that log.  Only the lines found are cut out and decided (by
+the ladder, or together by `decide_many`: lib.fastlane); the others are
+counted as ignored (superflous) or untreated without being looked at one
+by one.  The counts are exactly those of running the ladder on every
+line.  `count_file` splits a large file among forked processes, one per CPU.
 """
 import os
 import re
@@ -136,7 +136,12 @@ class Counter:
         self.strip = strip
         self.decide_many = decide_many or (lambda lines: Tally(map(decide, lines)))
         self.counts: Dict[Key, int] = Tally()
-        self._guard = self._sup_lines = self._colon = None
+        # built by prepare(): the searches, and what chose them
+        self._sample = ""
+        self._guard = self._sup_lines = self._colon = self._at_line = None
+        self._begins: Tuple[str, ...] = ()
+        self._holds: Tuple[str, ...] = ()
+        self._present: Dict[Tuple[str, ...], Callable] = {}
 
     def prepare(self, sample: str) -> None:
         """Build the searches, their anchors chosen by the characters of `sample`."""
@@ -165,7 +170,6 @@ class Counter:
             self._at_line = re.compile("\n" + tree + "[^\n]*").finditer
             self._begins = tuple(sorted(begins))
             self._holds = tuple(sorted(_fewest(holds)))
-            self._present: Dict[Tuple[str, ...], Callable] = {}
 
     def _candidates(self, text: str) -> Tuple[List[int], List[int]]:
         """[start, end) of each line of `text` holding a guard (or beginning with a rule's

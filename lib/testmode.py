@@ -140,7 +140,7 @@ def summary(counts: Dict[Tuple, int]) -> Dict[Union[Tuple, str], int]:
     return out
 
 
-def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Tuple, int]:
+def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Union[Tuple, str], int]:
     """summary() of how many lines got each verdict.  A large regular file is split among
     the CPUs this process may use; standard input is read by this process alone."""
     decide = decider(flt, companions)
