@@ -156,8 +156,8 @@ class Ipset:
         except OSError:
             return set()
 
-    def _remember(self, names: Iterable[str]) -> None:
-        known = self._created() | set(names)
+    def _remember(self, names: Iterable[str], forget: Iterable[str] = ()) -> None:
+        known = (self._created() | set(names)) - set(forget)
         os.makedirs(os.path.dirname(self.state_file), exist_ok=True)
         with open(self.state_file, "w") as f:
             f.write("\n".join(sorted(known)) + "\n")
@@ -219,8 +219,7 @@ class Ipset:
         have = self.existing_sets()
         gone = [n for n in stale if n not in have
                 or self._run(["ipset", "destroy", n], check=False).returncode == 0]
-        with open(self.state_file, "w") as f:
-            f.write("".join(n + "\n" for n in sorted(created - set(gone))))
+        self._remember([], forget=gone)
         return [n for n in gone if n in have]
 
     def _setup_chain(self, tool: str, v6: bool) -> List[str]:
