@@ -130,6 +130,7 @@ class FastLane:
 
     def __init__(self, flt):
         self.usable = False
+        self._bound = None      # ((ignored, injected), lanes.get, default) of the last count()
         if flt.plan is None:
             return
         stmts, unstable = ladder.read(flt.function)
@@ -164,6 +165,21 @@ class FastLane:
             rules.append(rule)
         return rules
 
+    def _bind(self, ignored: Callable[[str], Key]):
+        """(lanes.get, default) with each lane as (match, [group -> (kind, key or rule, address
+        group, keys: address text -> key)], (prefixes, key) of a lane whose one rule is ignored
+        whenever the message begins with one of them)."""
+        def bind(lane: Optional[Lane]):
+            if lane is None:
+                return None
+            alts = [None] * (max(lane.alts, default=0) + 1)
+            for g, (kind, rule, addr) in lane.alts.items():
+                alts[g] = (kind, ignored(rule) if kind == IGNORED else rule, addr, {})
+            kinds = [alt for alt in alts if alt is not None]
+            one = (lane.prefixes[0], kinds[0][1]) if len(kinds) == 1 and kinds[0][0] == IGNORED else None
+            return lane.match or _NEVER, alts, one
+        return {k: bind(v) for k, v in self.lanes.items()}.get, bind(self.default)
+
     def count(self, lines: List[str], slow: Callable[[str], Key], superflous: Callable[[str], object],
               ignored: Callable[[str], Key], injected: Callable[[str, Optional[str]], Key],
               fell_through: Tuple[Key, Key]) -> Dict[Key, int]:
@@ -173,19 +189,9 @@ class FastLane:
         out: List[Key] = []
         append, width = out.append, self.width
         sup_key, untreated = fell_through
-
-        def bind(lane: Optional[Lane]):
-            # (match, [group -> (kind, key or rule, address group, keys)], (prefixes, key) of a lane
-            # whose one rule is ignored whenever the message begins with one of them)
-            if lane is None:
-                return None
-            alts = [None] * (max(lane.alts, default=0) + 1)
-            for g, (kind, rule, addr) in lane.alts.items():
-                alts[g] = (kind, ignored(rule) if kind == IGNORED else rule, addr, {})
-            kinds = [alt for alt in alts if alt is not None]
-            one = (lane.prefixes[0], kinds[0][1]) if len(kinds) == 1 and kinds[0][0] == IGNORED else None
-            return lane.match or _NEVER, alts, one
-        get, default = {k: bind(v) for k, v in self.lanes.items()}.get, bind(self.default)
+        if self._bound is None or self._bound[0] != (ignored, injected):
+            self._bound = ((ignored, injected), *self._bind(ignored))
+        _, get, default = self._bound
         if lines and (max(map(len, lines)) >= LIMIT or not all(map(str.isascii, lines))
                       or any(map(methodcaller("startswith", "<"), lines))):
             plain, lines = lines, []        # the lines the lane can read, the others to the ladder
