@@ -258,12 +258,12 @@ def _dispatching(func: ast.FunctionDef, plan: Optional[ladder.Dispatch], ns: dic
             args = copy.deepcopy(func.args)         # (REPLY, RULE=None, _MSG_=None)
             args.args.append(ast.arg(ladder.MSG))
             args.defaults.append(ast.Constant(None))
-            part = ast.FunctionDef(name=func.name, args=args, body=ladder.variant_body(func, keep),
+            name = f"{func.name}_{len(variants)}"
+            part = ast.FunctionDef(name=name, args=args, body=ladder.variant_body(func, keep),
                                    decorator_list=[], returns=None, lineno=func.lineno, col_offset=0)
             code = compile(ast.fix_missing_locations(ast.Module(body=[part], type_ignores=[])), filename, "exec")
-            local = dict(ns)                # the same names: verdict functions, helpers, SUPERFLOUS
-            exec(code, local)
-            variants[key] = local[func.name]
+            exec(code, ns)                  # the ladder's own globals: a rule's `global` state is one
+            variants[key] = ns.pop(name)
         return variants[key]
 
     table: Dict[str, Callable] = {}

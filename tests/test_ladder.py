@@ -121,6 +121,21 @@ def test_rules_that_cannot_be_read_run_for_every_line(tmp_path, odd):
     assert any(flt.filter(line) is not None and flt.filter(line).rule == "c" for line in LINES)
 
 
+def test_a_rule_s_global_state_is_one_whatever_rules_the_dispatch_runs(tmp_path):
+    counting = ('RULE = "c"\nglobal seen\ntry:\n    seen += 1\nexcept NameError:\n    seen = 1\n'
+                'if seen % 2 == 0: return ignore()\n')
+    lines = [LINES[0], LINES[2], LINES[3], LINES[0], LINES[6], LINES[2]] * 2
+    files = {"050-count.rule": counting, "100-a.rule": FAILED, "200-b.rule": INVALID}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    dispatched = rules(tmp_path / "a", files)
+    whole = rules(tmp_path / "b", files)
+    assert dispatched.route is not None
+    got = [dispatched.filter(line) for line in lines]
+    assert got == [whole.ladder(line) for line in lines]
+    assert [v.rule if v else None for v in got].count("c") == 6
+
+
 def test_a_rule_error_names_its_file_and_line_through_the_dispatch(tmp_path):
     flt = rules(tmp_path, {"100-a.rule": 'RULE = "a"\nif begins(REPLY, "Failed "):\n    return inject(1 / 0)\n'})
     with pytest.raises(ZeroDivisionError) as e:
