@@ -103,13 +103,18 @@ _last_time = ("", None)
 
 
 def _timegm(t) -> int:
-    import calendar         # imported on first use: 3 ms of start-up (datetime, locale) every module paid
-    return calendar.timegm(t)
+    """calendar.timegm, imported on first use (3 ms of start-up, datetime and locale, that every
+    module paid); the first call puts it in this name's place."""
+    global _timegm
+    from calendar import timegm as _timegm
+    return _timegm(t)
 
 
 def _unquote(text: str) -> str:
-    from urllib.parse import unquote
-    return unquote(text)
+    """urllib.parse.unquote, imported on first use like _timegm."""
+    global _unquote
+    from urllib.parse import unquote as _unquote
+    return _unquote(text)
 
 
 def access_time(text: str) -> Optional[float]:
