@@ -24,6 +24,10 @@ class UsageError(WatcherError):
         super().__init__(message, 64)
 
 
+class ListError(WatcherError):
+    """A block list that cannot be loaded; its sets keep what they held."""
+
+
 def located(path: str, lineno: Optional[int], message: str) -> str:
     """'FILE:LINE: message' as compilers and site.py print it."""
     return f"{path}:{lineno}: {message}" if lineno else f"{path}: {message}"

@@ -15,15 +15,11 @@ import zlib
 
 from typing import Dict
 
-from lib.errors import WatcherError
+from lib.errors import ListError
 
 MAX_BYTES = 32 << 20            # no public list Watcher knows of comes near; a runaway answer stops here
 DEFAULT_TIMEOUT = 30.0          # seconds for a whole download, name lookup included
 USER_AGENT = "Watcher-dynloader/1 (+python-urllib)"
-
-
-class ListError(WatcherError):
-    """A list that cannot be loaded; the sets keep what they held."""
 
 
 def _gunzip(body: bytes, max_bytes: int) -> bytes:

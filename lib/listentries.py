@@ -12,8 +12,7 @@ import json
 from typing import List, Optional, Sequence, Tuple
 
 from lib.addresses import Address, Network
-from lib.errors import located
-from lib.fetch import ListError
+from lib.errors import ListError, located
 
 MIN_PREFIX = {4: 8, 6: 19}      # anything wider is a mistake, not a block list
 FORMATS = ("plain", "nixspam", "spamhaus")

@@ -38,8 +38,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lib import config, firewall
 from lib.addresses import Address, Network, host_addresses, read_list
-from lib.errors import WatcherError, located
-from lib.fetch import DEFAULT_TIMEOUT, ListError, fetch
+from lib.errors import ListError, WatcherError, located
+from lib.fetch import DEFAULT_TIMEOUT, fetch
 from lib.listentries import FORMATS, check_network, parse, validate
 from lib.liststore import lists_dir, locked, read_state, record, write_atomic
 

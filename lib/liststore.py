@@ -9,8 +9,7 @@ import os
 import time
 from typing import Dict, Iterator
 
-from lib.errors import WatcherError
-from lib.fetch import ListError
+from lib.errors import ListError, WatcherError
 
 
 def lists_dir(data_dir: str) -> str:
