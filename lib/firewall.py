@@ -211,16 +211,22 @@ class Ipset:
         """Destroy the sets Watcher created and uses no more (a feed taken out of FEEDS),
         after setup() rewrote the chain without them; a set something else still refers
         to stays.  Returns what was destroyed."""
-        created = self._created()
-        wanted = {name for name, _, _ in self.all_sets()}
-        stale = sorted(n for n in created if ":" not in n and n not in wanted)
+        stale = self._unused(self._created())
         if not stale:
             return []
         have = self.existing_sets()
-        gone = [n for n in stale if n not in have
-                or self._run(["ipset", "destroy", n], check=False).returncode == 0]
-        self._remember([], forget=gone)
-        return [n for n in gone if n in have]
+        destroyed = self._destroy([n for n in stale if n in have])
+        self._remember([], forget=[n for n in stale if n not in have] + destroyed)
+        return destroyed
+
+    def _unused(self, created: set) -> List[str]:
+        """The sets of `created` (the state file's names) that Watcher uses no more."""
+        wanted = {name for name, _, _ in self.all_sets()}
+        return sorted(n for n in created if ":" not in n and n not in wanted)
+
+    def _destroy(self, names: Iterable[str]) -> List[str]:
+        """`ipset destroy` each set of `names`; those destroyed (one in use stays)."""
+        return [n for n in names if self._run(["ipset", "destroy", n], check=False).returncode == 0]
 
     def _setup_chain(self, tool: str, v6: bool) -> List[str]:
         made = []
@@ -334,10 +340,8 @@ class Ipset:
                     if self._run([tool, "-w", "-X", CHAIN], check=False).returncode == 0:
                         removed.append(f"{tool} chain {CHAIN}")
         have = self.existing_sets()
-        for name, _, _ in self.all_sets():
-            if name in created and name in have:
-                if self._run(["ipset", "destroy", name], check=False).returncode == 0:
-                    removed.append(name)
+        ours = [name for name, _, _ in self.all_sets() if name in created] + self._unused(created)
+        removed += self._destroy([name for name in ours if name in have])
         try:
             os.unlink(self.state_file)
         except OSError:

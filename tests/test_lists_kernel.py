@@ -194,6 +194,14 @@ def test_a_feed_taken_out_of_feeds_conf_stops_dropping_and_its_sets_go(netns_pai
         assert r.returncode == 0 and "removed: atk_a, atk_a6" in r.stdout, r.stdout + r.stderr
         assert net.connect("10.88.0.4") and entries(net, "atk_a") is None
         assert entries(net, "admins_own") == 0 and entries(net, "highjackers") is not None
+        with open(lw.feeds, "w") as f:                  # stop --flush takes a feed taken out with the rest
+            f.write(f"atk_c {web.url('a.txt')}\n")
+        assert tool(lw, "dynloaders/feeds").returncode == 0 and entries(net, "atk_c") == 1
+        with open(lw.feeds, "w") as f:
+            f.write("# none\n")
+        r = lw.run("stop", "--flush")
+        assert r.returncode == 0 and "atk_c, atk_c6" in r.stdout, r.stdout + r.stderr
+        assert entries(net, "atk_c") is None and entries(net, "admins_own") == 0
     finally:
         net.sh("ipset", "destroy", "admins_own", ns=net.srv, check=False)
 
