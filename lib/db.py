@@ -86,7 +86,10 @@ class Database:
         elif version > SCHEMA_VERSION:
             raise WatcherError(f"{path}: schema version {version} is newer than this Watcher ({SCHEMA_VERSION})")
         self.path = path
-        self._committed: Optional[threading.Event] = None      # set by each commit once checkpoints run aside
+        # checkpoint_aside(): its thread, and the events that wake and stop it (each commit sets _committed)
+        self._checkpoints: Optional[threading.Thread] = None
+        self._committed: Optional[threading.Event] = None
+        self._stop_checkpoints: Optional[threading.Event] = None
 
     def _migrate(self, path: str, version: int) -> None:
         if version == 0 or version not in MIGRATIONS:
@@ -152,7 +155,7 @@ class Database:
         self._checkpoints.start()
 
     def close(self) -> None:
-        if getattr(self, "_checkpoints", None) is not None:
+        if self._checkpoints is not None:
             self._stop_checkpoints.set()
             self._committed.set()
             self._checkpoints.join(timeout=5)
