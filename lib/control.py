@@ -16,9 +16,8 @@ from lib.addresses import Protected, parse_peer
 from lib.db import Database, Host
 from lib.errors import UsageError, WatcherError
 from lib.fifo import ensure_fifo
-from lib.rules import Filter
+from lib.rules import Filter, rules_dir
 from lib.supervise import (alive, installed_modules, read_pid, spawn_supervisor, stop_pid, supervisor_pid)
-from lib.rules import rules_dir
 
 Say = Callable[[str], None]
 

@@ -11,6 +11,7 @@ from lib.errors import UsageError, WatcherError
 from lib.fetch import DEFAULT_TIMEOUT
 from lib.lists import Say, hup_modules, load_static, read_feeds, refresh, spamhaus_list
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")

@@ -33,8 +33,6 @@ BATCH_LINES = 500       # one database transaction and one firewall flush cover 
 BATCH_SECONDS = 0.05    # or this much work, whichever comes first
 
 
-
-
 class HeldLog:
     """Decision lines held back until their batch is in the database and the kernel:
     the log never tells of a ban that a crash undid."""
