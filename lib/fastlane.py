@@ -130,7 +130,6 @@ class FastLane:
 
     def __init__(self, flt):
         self.usable = False
-        self._bound = None      # ((ignored, injected), lanes.get, default) of the last count()
         if flt.plan is None:
             return
         stmts, unstable = ladder.read(flt.function)
@@ -180,54 +179,59 @@ class FastLane:
             return lane.match or _NEVER, alts, one
         return {k: bind(v) for k, v in self.lanes.items()}.get, bind(self.default)
 
-    def count(self, lines: List[str], slow: Callable[[str], Key], superflous: Callable[[str], object],
-              ignored: Callable[[str], Key], injected: Callable[[str, Optional[str]], Key],
-              fell_through: Tuple[Key, Key]) -> Dict[Key, int]:
-        """How many of `lines` (without newlines or carriage returns) got each verdict key:
-        ignored(rule), injected(rule, address text or None), fell_through[0] (no rule, a
-        superflous string) or [1] (untreated), or slow(line): the ladder's own."""
-        out: List[Key] = []
-        append, width = out.append, self.width
+    def counter(self, slow: Callable[[str], Key], superflous: Callable[[str], object],
+                ignored: Callable[[str], Key], injected: Callable[[str, Optional[str]], Key],
+                fell_through: Tuple[Key, Key]) -> Callable[[List[str]], Dict[Key, int]]:
+        """count(lines): how many of `lines` (without newlines or carriage returns) got each
+        verdict key: ignored(rule), injected(rule, address text or None), fell_through[0] (no
+        rule, a superflous string) or [1] (untreated), or slow(line): the ladder's own."""
+        get, default = self._bind(ignored)
+        width = self.width
         sup_key, untreated = fell_through
-        if self._bound is None or self._bound[0] != (ignored, injected):
-            self._bound = ((ignored, injected), *self._bind(ignored))
-        _, get, default = self._bound
-        if lines and (max(map(len, lines)) >= LIMIT or not all(map(str.isascii, lines))
-                      or any(map(methodcaller("startswith", "<"), lines))):
-            plain, lines = lines, []        # the lines the lane can read, the others to the ladder
-            for line in plain:
-                if line[:1] == "<" or len(line) >= LIMIT or not line.isascii():
+
+        def count(lines: List[str]) -> Dict[Key, int]:
+            out: List[Key] = []
+            append = out.append
+            if lines and (max(map(len, lines)) >= LIMIT or not all(map(str.isascii, lines))
+                          or any(map(methodcaller("startswith", "<"), lines))):
+                plain, lines = lines, []        # the lines the lane can read, the others to the ladder
+                for line in plain:
+                    if line[:1] == "<" or len(line) >= LIMIT or not line.isascii():
+                        append(slow(line))
+                    else:
+                        lines.append(line)
+            for line in lines:
+                start = line.find(": ") + 2     # the message, as extract.parse_message cuts it
+                if start == 1:
+                    start = 0
+                lead = line[start:start + width]
+                lane = get(lead, default)
+                if lane is None or lead[:1] in "mef":   # maybe rsyslog's 'message repeated', 'error: '
                     append(slow(line))
+                    continue
+                one = lane[2]
+                if one is not None and line.startswith(one[0], start):
+                    append(one[1])
+                    continue
+                if one is not None:
+                    append(sup_key if superflous(line) else untreated)
+                    continue
+                m = lane[0](line, start)
+                if m is None:                   # no rule decides: the superflous strings do
+                    append(sup_key if superflous(line) else untreated)
+                    continue
+                kind, what, addr, keys = lane[1][m.lastindex]
+                if kind == IGNORED:
+                    append(what)
+                elif kind == INJECTED:
+                    text = m.group(addr) or None
+                    key = keys.get(text)
+                    if key is None:
+                        if len(keys) >= 100000:
+                            keys.clear()
+                        key = keys[text] = injected(what, text)
+                    append(key)
                 else:
-                    lines.append(line)
-        for line in lines:
-            start = line.find(": ") + 2     # the message, as extract.parse_message cuts it
-            if start == 1:
-                start = 0
-            lead = line[start:start + width]
-            lane = get(lead, default)
-            if lane is None or lead[:1] in "mef":   # maybe rsyslog's 'message repeated', 'error: '
-                append(slow(line))
-                continue
-            one = lane[2]
-            if one is not None:
-                append(one[1] if line.startswith(one[0], start) else sup_key if superflous(line) else untreated)
-                continue
-            m = lane[0](line, start)
-            if m is None:                   # no rule decides: the superflous strings do
-                append(sup_key if superflous(line) else untreated)
-                continue
-            kind, what, addr, keys = lane[1][m.lastindex]
-            if kind == IGNORED:
-                append(what)
-            elif kind == INJECTED:
-                text = m.group(addr) or None
-                key = keys.get(text)
-                if key is None:
-                    if len(keys) >= 100000:
-                        keys.clear()
-                    key = keys[text] = injected(what, text)
-                append(key)
-            else:
-                append(slow(line))
-        return Tally(out)
+                    append(slow(line))
+            return Tally(out)
+        return count

@@ -38,12 +38,25 @@ def _peer(text: Optional[str]) -> Optional[str]:
 
 
 UNTREATED = (None, None, "untreated", None)
-IGNORED = (None, None, "ignore", None)          # a superflous line
+IGNORED = (None, None, "ignore", None)          # a superflous line: ignore_key(None)
 
 
 def _verdict(flt: Filter, line: str, companions: Dict[str, Filter], depth: int = 0) -> Tuple:
     """(rule, ip, action, via) of one line."""
     return _judged(flt.filter(line), line, companions, depth)
+
+
+def ignore_key(rule: Optional[str]) -> Tuple:
+    """The verdict key of a line a rule ignores: success (a login that clears affairs) and
+    superflous lines count nothing either."""
+    return rule, None, "ignore", None
+
+
+def inject_key(rule: str, text: Optional[str]) -> Tuple:
+    """The verdict key of a line whose rule injects the address `text`: matched, but without a
+    valid peer it never injects."""
+    ip = _peer(text)
+    return (rule, ip, "inject", None) if ip is not None else ignore_key(rule)
 
 
 def _judged(v, line: str, companions: Dict[str, Filter], depth: int) -> Tuple:
@@ -55,12 +68,8 @@ def _judged(v, line: str, companions: Dict[str, Filter], depth: int) -> Tuple:
     if v.action == "forward":
         return v.rule, None, "forward", None
     if v.action == "inject":
-        ip = _peer(v.ip)
-        if ip is None:             # matched, but no valid peer: never injects
-            return v.rule, None, "ignore", None
-        return v.rule, ip, "inject", None
-    # success (a login that clears affairs) and superflous lines count nothing
-    return v.rule, None, "ignore", None
+        return inject_key(v.rule, v.ip)
+    return ignore_key(v.rule)
 
 
 def decider(flt: Filter, companions: Dict[str, Filter]) -> Callable[[str], Tuple]:
@@ -163,17 +172,8 @@ def fast_counter(flt: Filter, decide: Callable[[str], Tuple]) -> Optional[Callab
     lane = FastLane(flt)
     if not lane.usable:
         return None
-    superflous = scan.contains_regex(flt.superflous).search if all(flt.superflous) else (lambda line: True)
-    ignored: Dict[str, Tuple] = {}
-
-    def ignore_key(rule: str) -> Tuple:
-        return ignored.setdefault(rule, (rule, None, "ignore", None))
-
-    def inject_key(rule: str, text: Optional[str]) -> Tuple:
-        ip = _peer(text)
-        return (rule, ip, "inject", None) if ip is not None else (rule, None, "ignore", None)
-
-    return lambda lines: lane.count(lines, decide, superflous, ignore_key, inject_key, (IGNORED, UNTREATED))
+    return lane.counter(decide, scan.contains_regex(flt.superflous).search, ignore_key, inject_key,
+                        (IGNORED, UNTREATED))
 
 
 def open_input(path: Optional[str]):

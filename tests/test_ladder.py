@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT
 from corpus import MODULES, module_lines
-from lib import extract, scan, testmode
+from lib import extract, testmode
 from lib.addresses import parse_peer, peer_text
 from lib.fastlane import TWINS, FastLane
 from lib.rules import Filter
@@ -196,13 +196,9 @@ def lane_counts(flt, lines, slow_lines=None):
         if slow_lines is not None:
             slow_lines.append(line)
         return decide(line)
-    lane = FastLane(flt)
-    assert lane.usable
-    superflous = scan.contains_regex(flt.superflous).search
-    return dict(lane.count(lines, slow, superflous, lambda r: (r, None, "ignore", None),
-                           lambda r, t: ((r, testmode._peer(t), "inject", None) if testmode._peer(t)
-                                         else (r, None, "ignore", None)),
-                           (testmode.IGNORED, testmode.UNTREATED)))
+    count = testmode.fast_counter(flt, slow)
+    assert count is not None, "the ladder has no lane"
+    return dict(count(lines))
 
 
 def ladder_counts(flt, lines):
