@@ -17,6 +17,7 @@ import re
 from typing import Optional, Tuple
 
 Peer = Tuple[Optional[str], Optional[int]]
+WORD = "[^ ,;\t\r\n]"                       # a character of an address word
 _WORD_END = re.compile("[ ,;\t\r\n]")      # what ends an address word
 _ASCII_DIGITS = re.compile("[0-9]*")
 
@@ -138,7 +139,7 @@ def parse_message(text: str) -> str:
     colon = text.find(": ", start)
     msg = text[colon + 2:] if colon >= 0 else text[start:]
     # most messages begin with none of _unwrap's prefixes: one look at the first letter
-    return _unwrap(msg) if msg[:1] in "mef" else msg
+    return _unwrap(msg) if msg[:1] in WRAPPED_FIRST else msg
 
 
 def _rfc5424_message(text: str, i: int) -> str:
@@ -167,6 +168,9 @@ def _rfc5424_message(text: str, i: int) -> str:
     return msg[1:] if msg.startswith("\ufeff") else msg
 
 
+WRAPPED_FIRST = "mef"        # the first letters of what _unwrap takes off: 'message repeated', 'error: ', 'fatal: '
+
+
 def _unwrap(msg: str) -> str:
     if msg.startswith("message repeated ") and msg.endswith("]"):
         i = msg.find(": [ ")
@@ -184,12 +188,13 @@ def begins(text: str, pattern) -> bool:
 
 
 SSHD_MESSAGE_MAX = 500      # sshd hands syslog "%.500s": longer messages are cut
+SSHD_CUT = SSHD_MESSAGE_MAX - 20    # a message this long may have been cut: its end may be client text
 
 
 def sshd_cut(text: str) -> bool:
     """The message is long enough to have been cut by sshd: its end may be
     client text instead of what sshd wrote after it (the peer, a reason)."""
-    return len(text) >= SSHD_MESSAGE_MAX - 20
+    return len(text) >= SSHD_CUT
 
 
 def peer_after(text: str, marker: str) -> Peer:
@@ -265,12 +270,9 @@ def ssh2_peer(text: str) -> Peer:
     """
     head = text.find(" for ")
     keyed = head > 0 and text.endswith((" publickey", " hostbased"), 0, head)
-    if len(text) < _SSH2_LIMIT and text.isascii():
+    if len(text) < SSHD_CUT and text.isascii():
         return _ssh2_search(text, keyed)
     return _ssh2_places(text, keyed)
-
-
-_SSH2_LIMIT = SSHD_MESSAGE_MAX - 20         # a place ending beyond may be cut client text
 
 
 def _ssh2_search(text: str, keyed: bool) -> Peer:
@@ -293,7 +295,8 @@ def _ssh2_search(text: str, keyed: bool) -> Peer:
 def _ssh2_places(text: str, keyed: bool) -> Peer:
     """ssh2_peer the long way: every ' from ADDR port N ssh2' before the limit, in turn."""
     found = []
-    limit, ascii_only = _SSH2_LIMIT, text.isascii()     # ASCII: str.isdigit is [0-9], one regex
+    # a place ending at SSHD_CUT or beyond may be cut client text; ASCII: str.isdigit is [0-9], one regex
+    limit, ascii_only = SSHD_CUT, text.isascii()
     i = text.find(" from ", 0, limit)
     while i >= 0:
         if ascii_only:
@@ -314,9 +317,9 @@ def _ssh2_places(text: str, keyed: bool) -> Peer:
     return found[0] if len(found) == 1 else (None, None)
 
 
-_SSH2_PLACE = re.compile("([^ ,;\t\r\n]*) port ([0-9]+) ssh2")   # ssh2_peer's ' from ADDR port N ssh2'
-_SSH2_END = re.compile(" from ([^ ,;\t\r\n]+) port ([0-9]{1,5}) ssh2(?: \\[preauth\\])?\\Z")
-_SSH2_KEYED = re.compile(" from ([^ ,;\t\r\n]+) port ([0-9]{1,5}) ssh2(?=: | \\[preauth\\]\\Z|\\Z)")
+_SSH2_PLACE = re.compile("(%s*) port ([0-9]+) ssh2" % WORD)   # ssh2_peer's ' from ADDR port N ssh2'
+_SSH2_END = re.compile(" from (%s+) port ([0-9]{1,5}) ssh2(?: \\[preauth\\])?\\Z" % WORD)
+_SSH2_KEYED = re.compile(" from (%s+) port ([0-9]{1,5}) ssh2(?=: | \\[preauth\\]\\Z|\\Z)" % WORD)
 
 
 def word_at(text: str, start: int) -> Tuple[Optional[str], int]:

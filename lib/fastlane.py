@@ -27,15 +27,14 @@ from typing import Callable, Dict, Hashable, List, Optional, Tuple
 
 from lib import extract, ladder
 
-LIMIT = extract.SSHD_MESSAGE_MAX - 20       # a shorter message is never one sshd may have cut
-_WORD = "[^ ,;\t\r\n]"                      # extract's address word
+LIMIT = extract.SSHD_CUT                    # a shorter message is never one sshd may have cut
 # Regex twins of extract helpers on an ASCII message shorter than LIMIT: group 1 is the
 # address word (empty: none).
 TWINS = {
     # ssh2_peer, not keyed: the ' from ADDR port N ssh2' that ends the message (it is unique)
-    "ssh2_peer": ".* from (%s+) port [0-9]{1,5} ssh2(?: \\[preauth\\])?\\Z" % _WORD,
+    "ssh2_peer": ".* from (%s+) port [0-9]{1,5} ssh2(?: \\[preauth\\])?\\Z" % extract.WORD,
     # from_end: the last ' from ' (none starts after its space); ADDR or ADDR port N ends the message
-    "from_end": ".* (?!.* from )from (%s*)(?: port [0-9]{1,5})?\\Z" % _WORD,
+    "from_end": ".* (?!.* from )from (%s*)(?: port [0-9]{1,5})?\\Z" % extract.WORD,
 }
 TOTAL = {"ssh2_peer", "from_end"}           # helpers with an answer for any text: they never raise
 NEEDED = {"inject", "success", "ignore", "IGNORE", "SUPERFLOUS", "RULE", ladder.BEGINS, ladder.MESSAGE} | TOTAL
@@ -206,7 +205,7 @@ class FastLane:
                     start = 0
                 lead = line[start:start + width]
                 lane = get(lead, default)
-                if lane is None or lead[:1] in "mef":   # maybe rsyslog's 'message repeated', 'error: '
+                if lane is None or lead[:1] in extract.WRAPPED_FIRST:   # maybe a message rsyslog or sshd wrapped
                     append(slow(line))
                     continue
                 one = lane[2]
