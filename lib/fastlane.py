@@ -99,7 +99,6 @@ def _rule(stmt: ast.If, env) -> Optional[Rule]:
 
 
 _NEVER = re.compile("(?!)").match         # a lane without rules: no line matches
-_TAIL = ast.dump(ast.parse("for s in SUPERFLOUS:\n    if s in REPLY:\n        return IGNORE\nreturn None\n"))
 
 
 class Lane:
@@ -132,8 +131,7 @@ class FastLane:
         if flt.plan is None:
             return
         stmts, unstable = ladder.read(flt.function)
-        if NEEDED & unstable or len(stmts) < 2 or \
-                ast.dump(ast.Module(body=[s for s, _ in stmts[-2:]], type_ignores=[])) != _TAIL:
+        if NEEDED & unstable or not ladder.ends_with_tail([s for s, _ in stmts]):
             return
         self.width = flt.plan.width
         self.lanes: Dict[str, Optional[Lane]] = {}
@@ -146,9 +144,8 @@ class FastLane:
 
     @staticmethod
     def _rules(stmts, keep: List[int]) -> Optional[List[Rule]]:
-        """The lane's reading of the statements `keep`; None when one runs for every line."""
-        if keep[-2:] != [len(stmts) - 2, len(stmts) - 1]:
-            return None
+        """The lane's reading of the statements `keep` (the tail, which the dispatch keeps for
+        every message, last); None when one runs for every line."""
         rules = []
         for i in keep[:-2]:
             stmt, env = stmts[i]

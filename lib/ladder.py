@@ -147,6 +147,15 @@ def _statements(func: ast.FunctionDef, unstable: Set[str]):
                 env = dict(env, **{name: value})
 
 
+TAIL = "for s in SUPERFLOUS:\n    if s in REPLY:\n        return IGNORE\nreturn None\n"   # the assembler's last lines
+_TAIL = ast.dump(ast.Module(body=ast.parse(TAIL).body, type_ignores=[]))
+
+
+def ends_with_tail(body: List[ast.stmt]) -> bool:
+    """The statements end with the assembler's TAIL (the superflous strings, then no verdict)."""
+    return len(body) >= 2 and ast.dump(ast.Module(body=body[-2:], type_ignores=[])) == _TAIL
+
+
 class Guard(NamedTuple):
     """What a line holds whenever one rule's test is true: one of `holds`, and (unless
     None) a message beginning with one of `begins`."""
@@ -160,9 +169,7 @@ def guards(func: ast.FunctionDef) -> Optional[List[Guard]]:
     if not isinstance(func, ast.FunctionDef) or {REPLY, BEGINS} & _bound_elsewhere(func):
         return None
     body = list(func.body)
-    # the assembler's tail: `for s in SUPERFLOUS: ...` and `return None`
-    if len(body) < 2 or not isinstance(body[-2], ast.For) or not isinstance(body[-2].iter, ast.Name) \
-            or body[-2].iter.id != "SUPERFLOUS" or not isinstance(body[-1], ast.Return):
+    if not ends_with_tail(body):
         return None
     found: List[Guard] = []
     unstable = _bound_elsewhere(func)

@@ -210,8 +210,7 @@ class Filter:
             self.line_map.append((line + 1, path))
             parts.append(body)
             line += 1 + body.count("\n")
-        parts.append("    for s in SUPERFLOUS:\n        if s in REPLY:\n            return IGNORE\n"
-                     "    return None\n")
+        parts.append(_indent(ladder.TAIL))
         self.source = "".join(parts)
         self.filename = f"<filter of {rules_dir}>"
         try:
