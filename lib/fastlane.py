@@ -149,10 +149,7 @@ class FastLane:
         rules = []
         for i in keep[:-2]:
             stmt, env = stmts[i]
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
-                    and ladder.constant(stmt.value):
-                continue
-            if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            if ladder.constant_name(stmt) or ladder.inert(stmt):
                 continue
             rule = _rule(stmt, env) if isinstance(stmt, ast.If) and not stmt.orelse else None
             if rule is None:

@@ -110,10 +110,26 @@ def _bound_elsewhere(func: ast.FunctionDef) -> Set[str]:
     return set(known)
 
 
+def assigned(stmt: ast.stmt) -> Optional[str]:
+    """NAME of a `NAME = value` statement, else None."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id
+    return None
+
+
+def constant_name(stmt: ast.stmt) -> Optional[str]:
+    """NAME of a `NAME = 'x'` or `NAME = ('x', ...)` the env takes in, else None."""
+    name = assigned(stmt)
+    return name if name is not None and _strings(stmt.value, {}) is not None else None
+
+
+def inert(stmt: ast.stmt) -> bool:
+    """`pass`, or a lone constant (a docstring): a statement that does nothing."""
+    return isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+
+
 def _find_bound(func: ast.FunctionDef) -> Set[str]:
-    top = {id(s.targets[0]) for s in func.body
-           if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
-           and _strings(s.value, {}) is not None}
+    top = {id(s.targets[0]) for s in func.body if constant_name(s)}
     names: Set[str] = set()
     for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) and id(node) not in top:
@@ -138,8 +154,8 @@ def _statements(func: ast.FunctionDef, unstable: Set[str]):
     env: Env = {}
     for stmt in func.body:
         yield stmt, env
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            name = stmt.targets[0].id
+        name = assigned(stmt)
+        if name is not None:
             value = _strings(stmt.value, {})
             if value is None or name in unstable:
                 env = {k: v for k, v in env.items() if k != name}
@@ -175,7 +191,7 @@ def guards(func: ast.FunctionDef) -> Optional[List[Guard]]:
     unstable = _bound_elsewhere(func)
     for stmt, env in _statements(ast.FunctionDef(name=func.name, args=func.args, body=body[:-2],
                                                  decorator_list=[], returns=None), unstable):
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        if assigned(stmt):
             if _strings(stmt.value, {}) is None and not isinstance(stmt.value, ast.Constant):
                 return None                 # an assignment that computes something
         elif isinstance(stmt, ast.If) and not stmt.orelse:
@@ -184,9 +200,7 @@ def guards(func: ast.FunctionDef) -> Optional[List[Guard]]:
                 return None
             need = requires(stmt.test, env)
             found.append(Guard(frozenset(part), None if need is None else frozenset(need)))
-        elif isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
-            continue
-        else:
+        elif not inert(stmt):
             return None
     return found
 
@@ -251,15 +265,13 @@ def variant_body(func: ast.FunctionDef, keep: List[int]) -> List[ast.stmt]:
         return body
     out: List[ast.stmt] = []
     for i, stmt in enumerate(body):
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
-                and _strings(stmt.value, {}) is not None:
-            name, used = stmt.targets[0].id, False
+        name, used = constant_name(stmt), False
+        if name:
             for later in body[i + 1:]:
                 if name in _loads([later]):
                     used = True
                     break
-                if isinstance(later, ast.Assign) and len(later.targets) == 1 \
-                        and isinstance(later.targets[0], ast.Name) and later.targets[0].id == name:
+                if assigned(later) == name:
                     break
             if not used:
                 continue
@@ -267,14 +279,8 @@ def variant_body(func: ast.FunctionDef, keep: List[int]) -> List[ast.stmt]:
     return out or [ast.Pass()]
 
 
-
 def read(func: ast.FunctionDef) -> Tuple[List[Tuple[ast.stmt, Env]], Set[str]]:
     """The ladder's top-level statements, each with the constants bound before it, and the
     names bound anywhere else (no statement can be sure of their values)."""
     unstable = _bound_elsewhere(func)
     return list(_statements(func, unstable)), unstable
-
-
-def constant(node) -> bool:
-    """A `NAME = 'x'` or `NAME = ('x', ...)` the env takes in."""
-    return _strings(node, {}) is not None
