@@ -101,13 +101,13 @@ def requires(node, env: Env) -> Optional[Set[str]]:
     return None
 
 
-def _bound_elsewhere(func: ast.FunctionDef) -> Set[str]:
+def _bound_elsewhere(func: ast.FunctionDef) -> FrozenSet[str]:
     """Names bound anywhere in the function but by its top-level `NAME = constant` lines
     (remembered on the node: the dispatch, the guards and the fast lane all ask)."""
     known = getattr(func, "_bound_elsewhere", None)
     if known is None:
         known = func._bound_elsewhere = frozenset(_find_bound(func))
-    return set(known)
+    return known
 
 
 def assigned(stmt: ast.stmt) -> Optional[str]:
@@ -149,10 +149,11 @@ def _find_bound(func: ast.FunctionDef) -> Set[str]:
     return names
 
 
-def _statements(func: ast.FunctionDef, unstable: Set[str]):
-    """(statement, env) for each top-level statement: env holds the constants bound before it."""
+def _statements(body: List[ast.stmt], unstable: FrozenSet[str]):
+    """(statement, env) for each of the function's top-level statements `body`: env holds the
+    constants bound before it."""
     env: Env = {}
-    for stmt in func.body:
+    for stmt in body:
         yield stmt, env
         name = assigned(stmt)
         if name is not None:
@@ -182,15 +183,16 @@ class Guard(NamedTuple):
 def guards(func: ast.FunctionDef) -> Optional[List[Guard]]:
     """The Guard of each rule of an assembled ladder's function (lib.rules.Filter.function),
     or None when a line might get a verdict that no guard tells."""
-    if not isinstance(func, ast.FunctionDef) or {REPLY, BEGINS} & _bound_elsewhere(func):
+    if not isinstance(func, ast.FunctionDef):
+        return None
+    unstable = _bound_elsewhere(func)
+    if {REPLY, BEGINS} & unstable:
         return None
     body = list(func.body)
     if not ends_with_tail(body):
         return None
     found: List[Guard] = []
-    unstable = _bound_elsewhere(func)
-    for stmt, env in _statements(ast.FunctionDef(name=func.name, args=func.args, body=body[:-2],
-                                                 decorator_list=[], returns=None), unstable):
+    for stmt, env in _statements(body[:-2], unstable):
         if assigned(stmt):
             if _strings(stmt.value, {}) is None and not isinstance(stmt.value, ast.Constant):
                 return None                 # an assignment that computes something
@@ -221,7 +223,7 @@ def dispatch(func: ast.FunctionDef) -> Optional[Dispatch]:
             isinstance(n, ast.Name) and n.id == MSG for stmt in func.body for n in ast.walk(stmt)):
         return None
     needs: List[Optional[Set[str]]] = []
-    for stmt, env in _statements(func, unstable):
+    for stmt, env in _statements(func.body, unstable):
         need = None
         if isinstance(stmt, ast.If) and not stmt.orelse:
             need = requires(stmt.test, env)
@@ -279,8 +281,8 @@ def variant_body(func: ast.FunctionDef, keep: List[int]) -> List[ast.stmt]:
     return out or [ast.Pass()]
 
 
-def read(func: ast.FunctionDef) -> Tuple[List[Tuple[ast.stmt, Env]], Set[str]]:
+def read(func: ast.FunctionDef) -> Tuple[List[Tuple[ast.stmt, Env]], FrozenSet[str]]:
     """The ladder's top-level statements, each with the constants bound before it, and the
     names bound anywhere else (no statement can be sure of their values)."""
     unstable = _bound_elsewhere(func)
-    return list(_statements(func, unstable)), unstable
+    return list(_statements(func.body, unstable)), unstable
