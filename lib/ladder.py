@@ -258,19 +258,30 @@ class _UseMessage(ast.NodeTransformer):
         return node
 
 
+def _reading_message(func: ast.FunctionDef) -> List[Tuple[ast.stmt, Set[str]]]:
+    """Each top-level statement with its begins/message calls reading _MSG_, and the names it
+    loads: worked out once per ladder (remembered on the node), every variant picks from them."""
+    known = getattr(func, "_reading_message", None)
+    if known is None:
+        rewritten = [_UseMessage().visit(copy.deepcopy(stmt)) for stmt in func.body]
+        known = func._reading_message = [(stmt, _loads([stmt])) for stmt in rewritten]
+    return known
+
+
 def variant_body(func: ast.FunctionDef, keep: List[int]) -> List[ast.stmt]:
     """The statements `keep` of the ladder, for a function that gets the message as _MSG_:
     its begins/message calls read _MSG_, and a top-level `NAME = constant` that no kept
     statement reads before NAME is bound again is left out."""
-    body = [_UseMessage().visit(copy.deepcopy(func.body[i])) for i in keep]
-    if _loads(body) & _INTROSPECTION:
+    picked = [_reading_message(func)[i] for i in keep]
+    body = [stmt for stmt, _ in picked]
+    if set().union(*(loads for _, loads in picked)) & _INTROSPECTION:
         return body
     out: List[ast.stmt] = []
     for i, stmt in enumerate(body):
         name, used = constant_name(stmt), False
         if name:
-            for later in body[i + 1:]:
-                if name in _loads([later]):
+            for later, loads in picked[i + 1:]:
+                if name in loads:
                     used = True
                     break
                 if assigned(later) == name:
