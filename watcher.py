@@ -84,10 +84,9 @@ def main(argv) -> int:
         return testmode.run(flt, companions, testmode.open_input(args.logfile), sys.stdout, args.json)
     if args.command == "syslog-config":
         from lib import syslogconf
-    if args.command == "syslog-config" and args.logger in ("apache", "nginx"):
-        sys.stdout.write(syslogconf.apache() if args.logger == "apache" else syslogconf.nginx())
-        return 0
-    if args.command == "syslog-config":
+        if args.logger in ("apache", "nginx"):
+            sys.stdout.write(syslogconf.apache() if args.logger == "apache" else syslogconf.nginx())
+            return 0
         s = config.load(None)
         mods = installed_modules()
         text = (syslogconf.rsyslog(s, mods) if args.logger == "rsyslog"
