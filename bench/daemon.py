@@ -126,9 +126,3 @@ def latency(rate: float = 2000, seconds: float = 5.0, every: int = 7) -> Dict[st
     finally:
         probe.close()
         finish(w)
-
-
-def memory(n: int = 100000) -> Dict[str, float]:
-    """Resident memory of WatchLG once its database tracks n addresses (fed through the FIFO)."""
-    r = ban_flood(n, "100.100.0.0")
-    return {"rss_mb": r["rss_mb"], "tracked": n if r["all_in"] else 0}

@@ -29,17 +29,20 @@ def timed(argv: List[str], stdin_path: Optional[str] = None) -> float:
     return dt
 
 
-def compare(token: str, log: str, lines: int, runs: int, peers: bool) -> Dict[str, object]:
+def byte_compile() -> None:
+    """lib byte-compiled, as on a machine where Watcher has run once (whatever PYTHONDONTWRITEBYTECODE says)."""
+    subprocess.run([PY, "-m", "compileall", "-q", os.path.join(ROOT, "lib")], stdout=subprocess.DEVNULL, check=True)
+
+
+def compare(token: str, log: str, lines: int, runs: int) -> Dict[str, object]:
     """Seconds per tool (lists of runs) on `log`."""
     tools = {"watcher": [PY, os.path.join(ROOT, "watcher.py"), "test", token, log],
              "watcher_1cpu": None}
-    if token == "LG" and peers:
+    if token == "LG":
         if shutil.which("fail2ban-regex") and os.path.exists(F2B_FILTER):
             tools["fail2ban-regex"] = ["fail2ban-regex", log, F2B_FILTER]
         if os.path.exists(SSHG_PARSER):
             tools["sshg-parser"] = [SSHG_PARSER]
-    # lib byte-compiled, as on a machine where Watcher has run once (whatever PYTHONDONTWRITEBYTECODE says)
-    subprocess.run([PY, "-m", "compileall", "-q", os.path.join(ROOT, "lib")], stdout=subprocess.DEVNULL, check=True)
     out = {name: [] for name in tools}
     for _ in range(runs):
         for name, argv in tools.items():

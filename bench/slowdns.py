@@ -10,7 +10,6 @@ catches up behind: addresses classified NXDOMAIN per second over the
 first seconds (Background's workers each wait DELAY for an answer).
 """
 import os
-import socket
 import sqlite3
 import time
 from typing import Dict
@@ -39,12 +38,6 @@ while True:
         _, _, wire, peer = heapq.heappop(due)
         s.sendto(wire, peer)
 '''
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def classified(db: str) -> int:
