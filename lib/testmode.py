@@ -149,13 +149,19 @@ def summary(counts: Dict[Tuple, int]) -> Dict[Union[Tuple, str], int]:
     return out
 
 
+def counter(flt: Filter, companions: Dict[str, Filter], fast: bool = True) -> scan.Counter:
+    """The bulk counter of the lines' verdicts (fast=False: without the fast lane, every line
+    found goes down the ladder)."""
+    decide = decider(flt, companions)
+    return scan.Counter(ladder.guards(flt.function), flt.superflous, decide, IGNORED, UNTREATED,
+                        exact_prefix=PREFIX, strip=lambda line: split(line)[1],
+                        decide_many=fast_counter(flt, decide) if fast else None)
+
+
 def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Union[Tuple, str], int]:
     """summary() of how many lines got each verdict.  A large regular file is split among
     the CPUs this process may use; standard input is read by this process alone."""
-    decide = decider(flt, companions)
-    counter = scan.Counter(ladder.guards(flt.function), flt.superflous, decide, IGNORED, UNTREATED,
-                           exact_prefix=PREFIX, strip=lambda line: split(line)[1],
-                           decide_many=fast_counter(flt, decide))
+    count = counter(flt, companions)
     try:
         regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.tell() == 0
         size = os.fstat(stream.fileno()).st_size
@@ -163,8 +169,8 @@ def _counts(flt: Filter, companions: Dict[str, Filter], stream) -> Dict[Union[Tu
         regular, size = False, 0
     if regular and size >= PARALLEL_BYTES:
         jobs = min(len(os.sched_getaffinity(0)), MAX_JOBS)
-        return scan.count_file(counter, stream.fileno(), jobs, reduce=summary)
-    return summary(scan.count_stream(counter, stream))
+        return scan.count_file(count, stream.fileno(), jobs, reduce=summary)
+    return summary(scan.count_stream(count, stream))
 
 
 def fast_counter(flt: Filter, decide: Callable[[str], Tuple]) -> Optional[Callable[[List[str]], Dict[Tuple, int]]]:

@@ -1,7 +1,6 @@
 """The corpus files of tests/data: '## message type' headings, then 'EXPECT<TAB>LINE' lines."""
 import glob
 import os
-import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,17 +25,15 @@ def load_corpus(path):
     return cases, sections
 
 
-_EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
 MODULES = [t for t in ("LG", "MX", "MB", "WB") if os.path.isdir(os.path.join(ROOT, "modules", f"Watch{t}", "rules"))]
 
 
 def module_lines(token):
-    """Every example line of module `token`'s rule files, and every line of every corpus."""
-    lines = []
-    for path in glob.glob(os.path.join(ROOT, "modules", f"Watch{token}", "rules", "[0-9]*.rule*")):
-        with open(path, encoding="utf-8") as f:
-            lines += [m.group(1) for m in map(_EXAMPLE.match, (l.strip() for l in f)) if m]
-    for corpus in glob.glob(os.path.join(ROOT, "tests", "data", "*-corpus.txt")):
-        with open(corpus, encoding="utf-8") as f:
-            lines += [l.rstrip("\n").partition("\t")[2] for l in f if "\t" in l and not l.startswith("#")]
+    """Every example line of module `token`'s rule files (disabled ones too), and every line of
+    every corpus."""
+    from lib.rules import examples, rule_files     # conftest has put the checkout on sys.path
+    lines = [ex.line for path in rule_files(os.path.join(ROOT, "modules", f"Watch{token}", "rules"), disabled=True)
+             for ex in examples(path)]
+    for corpus in sorted(glob.glob(os.path.join(ROOT, "tests", "data", "*-corpus.txt"))):
+        lines += [line for _, _, _, line in load_corpus(corpus)[0]]
     return lines

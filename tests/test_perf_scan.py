@@ -17,7 +17,7 @@ from corpus import MODULES, module_lines
 from lib import extract, scan, testmode
 from lib.ladder import Guard, guards
 from lib.rules import Filter
-from lib.sender import PREFIX, split
+from lib.sender import PREFIX
 
 def ladder(token):
     return Filter(os.path.join(ROOT, "modules", f"Watch{token}", "rules"), token, check_perms=False)
@@ -41,9 +41,8 @@ def counts_line_by_line(flt, companions, data: bytes):
 
 
 def counter(flt, companions):
-    return scan.Counter(guards(flt.function), flt.superflous,
-                        lambda line: testmode._verdict(flt, line, companions), testmode.IGNORED,
-                        testmode.UNTREATED, exact_prefix=PREFIX, strip=lambda line: split(line)[1])
+    """testmode's bulk counter without the fast lane: what the search finds goes down the ladder."""
+    return testmode.counter(flt, companions, fast=False)
 
 
 @pytest.mark.parametrize("token", MODULES)
