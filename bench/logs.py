@@ -6,14 +6,16 @@ their own rules' example lines (`# example: LINE => ADDR`) with the address
 replaced.  Noise is what a busy server logs besides: sessions, cron, sudo,
 deliveries, logins that work, and the module's superflous strings.
 """
-import glob
 import ipaddress
 import os
 import random
-import re
+import sys
 from typing import List
 
 from common import ROOT
+
+sys.path.insert(0, ROOT)
+from lib.rules import examples, read_superflous, rule_files  # noqa: E402
 
 LG_NOISE = [
     "sshd[{p}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:q1w2e3r4t5y6u7i8o9p0",
@@ -42,7 +44,6 @@ MX_NOISE = [
     "dovecot: imap-login: Login: user=<alice>, method=PLAIN, rip={ip}, lip=192.0.2.1, mpid={p}, TLS, session=<a{n}>",
 ]
 USERS = ["admin", "oracle", "test", "ubuntu", "pi", "git", "postgres", "user1"]
-_EXAMPLE = re.compile(r"^#\s*example:\s?(.*?)\s+=>\s+(\S+)\s*$")
 
 
 def sources(rnd: random.Random, n: int, v6_share: float = 0.1) -> List[str]:
@@ -61,29 +62,22 @@ def sources(rnd: random.Random, n: int, v6_share: float = 0.1) -> List[str]:
 def rule_attacks(token: str) -> List[str]:
     """The module's example lines that inject, the address as {ip}, without the syslog header."""
     out = []
-    for path in sorted(glob.glob(os.path.join(ROOT, "modules", f"Watch{token}", "rules", "[0-9]*.rule"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                m = _EXAMPLE.match(line.strip())
-                if not m or m.group(2) in ("none", "forward"):
-                    continue
-                text, ip = m.group(1), m.group(2)
-                if text.count(ip) != 1 or not text.startswith("Nov "):
-                    continue
-                body = text.split(" ", 4)[4]              # after 'Nov 22 10:00:00 HOST '
-                out.append(body.replace("{", "{{").replace("}", "}}").replace(ip, "{ip}"))
+    for path in rule_files(_rules(token)):
+        for ex in examples(path):
+            text, ip = ex.line, ex.expect
+            if ip in (None, "forward") or text.count(ip) != 1 or not text.startswith("Nov "):
+                continue
+            body = text.split(" ", 4)[4]              # after 'Nov 22 10:00:00 HOST '
+            out.append(body.replace("{", "{{").replace("}", "}}").replace(ip, "{ip}"))
     return out
 
 
 def superflous_noise(token: str) -> List[str]:
-    path = os.path.join(ROOT, "modules", f"Watch{token}", "rules", "superflous_map")
-    try:
-        with open(path, encoding="utf-8") as f:
-            strings = [l.rstrip("\n") for l in f if l.strip() and not l.startswith("#")]
-    except OSError:
-        return []
-    return [f"daemon[{{p}}]: note{s}".replace("{", "{{").replace("}", "}}").replace("{{p}}", "{p}")
-            for s in strings]
+    return ["daemon[{p}]: note" + s.replace("{", "{{").replace("}", "}}") for s in read_superflous(_rules(token))]
+
+
+def _rules(token: str) -> str:
+    return os.path.join(ROOT, "modules", f"Watch{token}", "rules")
 
 
 def make(token: str, path: str, n: int, seed: int = 42, n_sources: int = 20000) -> int:
