@@ -14,7 +14,7 @@ from conftest import ROOT, wait_for
 from lib import db as dbmod
 from lib.addresses import Protected
 from lib.affairs import Tracker
-from lib.db import Database
+from lib.db import Database, Host
 from lib.firewall import Recording
 from lib.log import NullLog
 
@@ -132,9 +132,8 @@ def commit_stream(d, n, start=0):
     for i in range(start, start + n):
         t = time.perf_counter()
         with d.transaction():
+            d.put(Host(address(i), "UNKNOWN", None, "r", "LG", float(i), float(i), 1, None, None))
             d.add_event(float(i), address(i), "r", "LG")
-            d.conn.execute("INSERT INTO hosts (ip, rule, module, introduced, last_seen, affairs) "
-                           "VALUES (?, 'r', 'LG', ?, ?, 1)", (address(i), float(i), float(i)))
         longest = max(longest, time.perf_counter() - t)
         time.sleep(0.0001)
     return longest

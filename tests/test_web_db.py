@@ -11,7 +11,6 @@ from lib.addresses import Protected, parse_peer
 from lib.affairs import Tracker
 from lib.db import Database, Host
 from lib.firewall import Recording
-from lib.log import NullLog
 
 # The schema of Watcher's first release, as a database of that time holds it.
 SCHEMA_V1 = """
