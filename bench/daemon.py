@@ -42,12 +42,13 @@ def finish(w: Watcher) -> None:
     shutil.rmtree(w.base, ignore_errors=True)
 
 
-def lines_read(w: Watcher) -> int:
+def counters(w: Watcher) -> dict:
+    """WatchLG's counters as it last wrote them (once a second); {} before the first."""
     try:
         with open(os.path.join(w.base, "run", "WatchLG.stats")) as f:
-            return json.load(f)["lines"]
-    except (OSError, ValueError, KeyError):
-        return -1
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def ban_flood(n: int, start: str = "100.64.0.0") -> Dict[str, float]:
@@ -76,10 +77,8 @@ def line_rate(log: str, lines: int) -> Dict[str, float]:
             data = f.read()
         t0 = pour(w.fifo(), data)
         # the counters are written once a second: the last write tells the time it was done
-        ok = wait_for(lambda: lines_read(w) >= lines, 300, 0.05)
-        stats = os.path.join(w.base, "run", "WatchLG.stats")
-        with open(stats) as f:
-            last = json.load(f).get("last_line") or time.time()
+        ok = wait_for(lambda: counters(w).get("lines", -1) >= lines, 300, 0.05)
+        last = counters(w).get("last_line") or time.time()
         dt = time.perf_counter() - t0 - max(0.0, time.time() - last)
         return {"lines_per_s": lines / dt if ok else 0.0}
     finally:

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import Dict
 
-from common import PY, SSHD_FAIL, addresses, pour, set_size, spawn, wait_for
+from common import PY, addresses, pour, set_size, spawn, sshd_lines, wait_for
 
 SERVER = r'''
 import heapq, select, socket, sys, time
@@ -58,9 +58,7 @@ def flood(n: int, delay: float, dns_on: bool, follow: float = 10.0) -> Dict[str,
     try:
         time.sleep(0.3)
         ips = addresses(n, "100.104.0.0")
-        data = "".join(SSHD_FAIL.format(pid=1000 + i, ip=ip, port=3000 + i % 60000)
-                       for i, ip in enumerate(ips)).encode()
-        t0 = pour(w.fifo(), data)
+        t0 = pour(w.fifo(), sshd_lines(ips))
         ok = wait_for(lambda: set_size(w.ns, "tarpit") >= n, 300, 0.01)
         read = time.perf_counter() - t0
         out = {"lines_per_s": n / read if ok else 0.0}
